@@ -1,0 +1,148 @@
+/* The kernel/user ABI of the L4 service datapath: every map key and value the connect,
+ * sendmsg, recvmsg, getpeername and sockops programs share with the agent. */
+#ifndef BM_SVC_H
+#define BM_SVC_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#include "bm_limits.h"
+
+/* Bump when any struct below changes layout; the agent refuses to adopt pins of another. */
+#define BM_ABI_VERSION 1
+
+/* Addresses are 16 bytes, network order: IPv6 as is, IPv4 as ::ffff:a.b.c.d. */
+
+/* bm_svc key: a service address the datapath translates. */
+struct bm_svc_key {
+	__u8 addr[16];  /* VIP */
+	__be16 port;    /* service port, network order */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+#define BM_SVC_F_SRC_ROUTES   (1u << 0) /* consult bm_srcroute for the caller's workload first */
+#define BM_SVC_F_PASSTHROUGH  (1u << 1) /* known (resolution NONE): counted, never rewritten */
+
+/* bm_svc value. route_id 0: no ready endpoint, connect fails with ECONNREFUSED. */
+struct bm_svc_val {
+	__u32 svc_id;   /* stable id of this service port, key of bm_srcroute */
+	__u32 route_id; /* default route, index into bm_route */
+	__u32 flags;    /* BM_SVC_F_* */
+	__u32 pad;
+};
+
+struct bm_route_dest {
+	__u32 set_id;   /* index into bm_set */
+	__u32 cum;      /* cumulative weight up to and including this destination */
+};
+
+/* bm_route value (array, index = route id): weighted choice among backend sets. */
+struct bm_route {
+	__u32 n_dest;   /* destinations used, <= BM_MAX_DESTS */
+	__u32 total;    /* sum of weights; a random number below it picks the destination */
+	struct bm_route_dest dest[BM_MAX_DESTS];
+};
+
+enum bm_lb {
+	BM_LB_RANDOM = 0,
+	BM_LB_ROUND_ROBIN = 1,
+	BM_LB_LEAST_REQUEST = 2,  /* power of two choices on bm_active */
+	BM_LB_MAGLEV = 3,         /* consistentHash.useSourceIp: bm_maglev row maglev_id */
+	BM_LB_PASSTHROUGH = 4,    /* keep the address the app asked for */
+};
+
+/* bm_set value (array, index = set id): one backend set (service or subset, one port). */
+struct bm_set {
+	__u32 count;     /* backends at bm_slot (set id, 0 .. count-1) */
+	__u32 lb;        /* enum bm_lb */
+	__u32 maglev_id; /* BM_LB_MAGLEV: row in bm_maglev */
+	__u32 pad;
+	__u64 rr;        /* ROUND_ROBIN cursor, advanced atomically by the programs */
+};
+
+/* bm_slot key: the idx-th backend of a set. Value: __u32 backend id. */
+struct bm_slot_key {
+	__u32 set_id;
+	__u32 idx;
+};
+
+#define BM_BE_F_V4 (1u << 0) /* addr is v4-mapped */
+
+/* bm_backend value (array, index = backend id): where a connection goes. */
+struct bm_backend {
+	__u8 addr[16];  /* endpoint address */
+	__be16 port;    /* endpoint port (targetPort resolved for this endpoint), network order */
+	__u8 flags;     /* BM_BE_F_* */
+	__u8 pad;
+	__u32 pad2;
+};
+
+/* bm_wl value, keyed by cgroup id (__u64): a local workload the hooks can recognise. */
+struct bm_workload {
+	__u32 wl_id;    /* id in bm_srcroute keys; 0 = unset */
+	__u32 pad;
+	__u8 addr[16];  /* the workload's address: the source IP for consistent hashing */
+};
+
+/* bm_srcroute key: route override for one workload calling one service port. */
+struct bm_srcroute_key {
+	__u32 svc_id;
+	__u32 wl_id;
+};
+
+#define BM_SK_F_COUNTED (1u << 0) /* bm_active of backend_id was incremented */
+
+/* bm_sk value (socket storage): what the connect hook did to this socket. */
+struct bm_sock {
+	__u8 vip[16];    /* address the app asked for */
+	__be16 vip_port; /* port the app asked for, network order */
+	__u8 proto;
+	__u8 flags;      /* BM_SK_F_* */
+	__u32 backend_id;
+	__u8 be_addr[16]; /* backend chosen */
+	__be16 be_port;
+	__u8 pad[6];
+};
+
+/* bm_revnat key: unconnected UDP, a backend seen from one socket. Value: struct bm_revnat. */
+struct bm_revnat_key {
+	__u64 cookie;   /* socket cookie */
+	__u8 addr[16];  /* backend address */
+	__be16 port;    /* backend port */
+	__u8 pad[6];
+};
+
+struct bm_revnat {
+	__u8 addr[16];  /* VIP to show the app */
+	__be16 port;
+	__u8 pad[6];
+};
+
+/* bm_meta value (array of one): version record of the pinned maps. */
+struct bm_meta {
+	__u32 abi;          /* BM_ABI_VERSION of the agent that created the pins */
+	__u32 pad;
+	__u64 config_gen;   /* generation of the config last applied */
+};
+
+/* Indices of bm_stats, a per-CPU array of __u64. */
+enum bm_stat {
+	BM_STAT_CONNECT = 0,     /* connect/sendmsg to a service address: translated */
+	BM_STAT_NO_BACKEND,      /* refused: no ready endpoint */
+	BM_STAT_PASSTHROUGH,     /* service address with resolution NONE */
+	BM_STAT_SENDMSG,         /* UDP sendmsg translated */
+	BM_STAT_RECVMSG,         /* UDP source restored to the VIP */
+	BM_STAT_PEERNAME,        /* getpeername restored to the VIP */
+	BM_STAT_SRCROUTE,        /* route chosen by the caller's workload (sourceLabels) */
+	BM_STAT_LOOKUP_FAIL,     /* a table referenced an id that is not there */
+	BM_STAT_ACTIVE_UNDERFLOW,/* a close found a backend with no active connection */
+	BM_STAT__MAX,
+};
+
+#define BM_STAT_NAMES                                                                     \
+	"connect", "no_backend", "passthrough", "sendmsg", "recvmsg", "peername", "srcroute", \
+		"lookup_fail", "active_underflow"
+
+#endif

@@ -1,0 +1,282 @@
+/* The config model: the Kubernetes and Istio resources bpfmesh honours, as typed C structs.
+ * Filled by config.c from YAML; read by catalog.c/compile.c. All strings owned by the model. */
+#ifndef BM_MODEL_H
+#define BM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BM_DOMAIN_SUFFIX "cluster.local"
+
+/* An address, IPv6 or IPv4-mapped (::ffff:a.b.c.d), network byte order: same form as the
+ * kernel maps use (include/bm_svc.h). */
+struct bm_ip {
+	uint8_t a[16];
+};
+
+struct bm_loc {
+	const char *file; /* points into the model's file table */
+	int line;
+};
+
+struct bm_label {
+	char *key;
+	char *val;
+};
+
+/* Sorted by key, keys unique. */
+struct bm_labels {
+	struct bm_label *v;
+	size_t n;
+};
+
+struct bm_meta {
+	char *name;
+	char *ns;         /* defaulted to "default" when absent (istio-system stays as written) */
+	char *uid;        /* metadata.uid, may be NULL */
+	struct bm_labels labels;
+	struct bm_loc loc; /* where the resource starts */
+};
+
+enum bm_l4proto { BM_PROTO_TCP = 6, BM_PROTO_UDP = 17, BM_PROTO_SCTP = 132 };
+
+/* ---- Kubernetes ---- */
+
+struct bm_namespace {
+	struct bm_meta meta;
+};
+
+struct bm_svc_port {
+	char *name;           /* may be NULL when the Service has a single port */
+	enum bm_l4proto proto;
+	uint16_t port;
+	uint16_t target_port; /* numeric targetPort; 0 when named (target_name) */
+	char *target_name;    /* named targetPort, resolved per pod */
+	char *app_protocol;   /* may be NULL */
+	struct bm_loc loc;
+};
+
+struct bm_service {
+	struct bm_meta meta;
+	struct bm_ip cluster_ips[2]; /* spec.clusterIP(s); at most one per family */
+	size_t n_cluster_ips;        /* 0: none (headless, or not allocated) */
+	bool headless;               /* clusterIP: None */
+	struct bm_svc_port *ports;
+	size_t n_ports;
+	struct bm_labels selector;
+	bool has_selector;           /* selector present (even if empty) */
+};
+
+struct bm_container_port {
+	char *name; /* may be NULL */
+	uint16_t port;
+	enum bm_l4proto proto;
+};
+
+struct bm_pod {
+	struct bm_meta meta;
+	char *node_name;       /* spec.nodeName, may be NULL */
+	char *service_account; /* spec.serviceAccountName, "default" when absent */
+	struct bm_ip ips[2];   /* status.podIP(s) */
+	size_t n_ips;
+	bool ready;            /* phase Running and no Ready=False condition */
+	bool host_network;
+	struct bm_container_port *ports; /* all containers' ports */
+	size_t n_ports;
+};
+
+/* Endpoints and EndpointSlice, normalized. One per object. */
+struct bm_ep_port {
+	char *name; /* may be NULL */
+	uint16_t port;
+	enum bm_l4proto proto;
+};
+
+struct bm_ep_addr {
+	struct bm_ip ip;
+	bool ready;
+	char *node_name; /* may be NULL */
+	char *pod_name;  /* targetRef.name when targetRef.kind is Pod, may be NULL */
+};
+
+struct bm_endpoints {
+	struct bm_meta meta;
+	char *service;          /* Endpoints: metadata.name; slice: kubernetes.io/service-name */
+	bool is_slice;
+	struct bm_ep_addr *addrs;
+	size_t n_addrs;
+	struct bm_ep_port *ports;
+	size_t n_ports;
+};
+
+/* ---- Istio networking ---- */
+
+/* WorkloadEntry, and ServiceEntry.endpoints[] items. */
+struct bm_named_port {
+	char *name;
+	uint16_t port;
+};
+
+struct bm_workload_entry {
+	struct bm_meta meta;      /* for inline SE endpoints: name NULL, ns of the SE */
+	struct bm_ip address;
+	bool has_address;
+	struct bm_named_port *ports; /* spec.ports map: port name -> number */
+	size_t n_ports;
+	struct bm_labels labels;  /* spec.labels (not metadata.labels) */
+	char *service_account;    /* may be NULL */
+	uint32_t weight;          /* 0 = unset */
+};
+
+enum bm_resolution { BM_RES_NONE = 1, BM_RES_STATIC };
+enum bm_location { BM_LOC_EXTERNAL = 1, BM_LOC_INTERNAL };
+
+struct bm_se_port {
+	char *name;
+	char *protocol;        /* Istio protocol name as written: TCP, HTTP, UDP, ... */
+	enum bm_l4proto proto; /* L4 protocol derived from protocol */
+	uint16_t number;
+	uint16_t target_port;  /* 0 = same as number */
+	struct bm_loc loc;
+};
+
+struct bm_service_entry {
+	struct bm_meta meta;
+	char **hosts;
+	size_t n_hosts;
+	struct bm_ip *addresses; /* VIPs (single addresses; CIDRs are reported unsupported) */
+	size_t n_addresses;
+	struct bm_se_port *ports;
+	size_t n_ports;
+	enum bm_location location;
+	enum bm_resolution resolution;
+	struct bm_workload_entry *endpoints; /* inline endpoints */
+	size_t n_endpoints;
+	struct bm_labels workload_selector;
+	bool has_workload_selector;
+};
+
+enum bm_lb_simple {
+	BM_LBS_UNSET = 0,
+	BM_LBS_ROUND_ROBIN,
+	BM_LBS_RANDOM,
+	BM_LBS_LEAST_REQUEST,
+	BM_LBS_PASSTHROUGH,
+};
+
+struct bm_lb_policy {
+	bool set;                 /* loadBalancer present at this level */
+	enum bm_lb_simple simple; /* when not consistent hash */
+	bool hash_source_ip;      /* consistentHash.useSourceIp */
+	struct bm_loc loc;
+};
+
+struct bm_port_policy {
+	uint16_t port;
+	struct bm_lb_policy lb;
+};
+
+struct bm_traffic_policy {
+	struct bm_lb_policy lb;
+	struct bm_port_policy *ports; /* portLevelSettings */
+	size_t n_ports;
+};
+
+struct bm_subset {
+	char *name;
+	struct bm_labels labels;
+	struct bm_traffic_policy policy;
+	struct bm_loc loc;
+};
+
+struct bm_destination_rule {
+	struct bm_meta meta;
+	char *host;          /* as written */
+	struct bm_traffic_policy policy;
+	struct bm_subset *subsets;
+	size_t n_subsets;
+};
+
+struct bm_destination {
+	char *host;          /* as written */
+	char *subset;        /* may be NULL */
+	uint16_t port;       /* 0 = unset */
+	struct bm_loc loc;
+};
+
+struct bm_route_dest {
+	struct bm_destination dest;
+	uint32_t weight;     /* as written; 0 when absent */
+	bool has_weight;
+};
+
+struct bm_l4_match {
+	uint16_t port;                   /* 0 = any */
+	struct bm_labels source_labels;
+	bool has_source_labels;
+	char *source_namespace;          /* may be NULL */
+	char **gateways;                 /* may be empty */
+	size_t n_gateways;
+	struct bm_loc loc;
+};
+
+struct bm_tcp_route {
+	struct bm_l4_match *match; /* empty: matches everything */
+	size_t n_match;
+	struct bm_route_dest *route;
+	size_t n_route;
+	struct bm_loc loc;
+};
+
+struct bm_virtual_service {
+	struct bm_meta meta;
+	char **hosts;
+	size_t n_hosts;
+	char **gateways;     /* empty means [mesh] */
+	size_t n_gateways;
+	struct bm_tcp_route *tcp;
+	size_t n_tcp;
+	bool has_http;       /* http: present (reported unsupported for now) */
+	bool has_tls;        /* tls: present (reported unsupported for now) */
+	struct bm_loc http_loc;
+	struct bm_loc tls_loc;
+};
+
+/* ---- The whole config ---- */
+
+enum bm_diag_level { BM_DIAG_ERROR = 1, BM_DIAG_UNSUPPORTED, BM_DIAG_WARNING };
+
+struct bm_diag {
+	enum bm_diag_level level;
+	char *msg;           /* full text, e.g. "unsupported: VirtualService/http at a.yaml:12" */
+	struct bm_loc loc;
+};
+
+struct bm_config {
+	char **files;        /* every file read; bm_loc.file points here */
+	size_t n_files;
+
+	struct bm_namespace *namespaces;
+	size_t n_namespaces;
+	struct bm_service *services;
+	size_t n_services;
+	struct bm_pod *pods;
+	size_t n_pods;
+	struct bm_endpoints *endpoints;
+	size_t n_endpoints;
+	struct bm_service_entry *service_entries;
+	size_t n_service_entries;
+	struct bm_workload_entry *workload_entries;
+	size_t n_workload_entries;
+	struct bm_destination_rule *destination_rules;
+	size_t n_destination_rules;
+	struct bm_virtual_service *virtual_services;
+	size_t n_virtual_services;
+
+	struct bm_diag *diags;
+	size_t n_diags;
+	size_t n_errors;     /* diags with level ERROR: the config must not be applied */
+};
+
+#endif
