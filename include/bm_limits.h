@@ -13,10 +13,10 @@
 #define BM_MAX_SETS 32768         /* backend sets in bm_set; id 0 unused */
 #endif
 #ifndef BM_MAX_SLOTS
-#define BM_MAX_SLOTS 524288       /* (set, index) -> backend entries in bm_slot */
+#define BM_MAX_SLOTS 262144       /* (set, index) -> backend entries in bm_slot */
 #endif
 #ifndef BM_MAX_ROUTES
-#define BM_MAX_ROUTES 32768       /* weighted routes in bm_route; id 0 unused */
+#define BM_MAX_ROUTES 16384       /* weighted routes in bm_route; id 0 unused */
 #endif
 #ifndef BM_MAX_DESTS
 #define BM_MAX_DESTS 16           /* weighted destinations per route */

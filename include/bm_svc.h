@@ -33,7 +33,7 @@ struct bm_svc_val {
 	__u32 pad;
 };
 
-struct bm_route_dest {
+struct bm_rdest {
 	__u32 set_id;   /* index into bm_set */
 	__u32 cum;      /* cumulative weight up to and including this destination */
 };
@@ -42,7 +42,7 @@ struct bm_route_dest {
 struct bm_route {
 	__u32 n_dest;   /* destinations used, <= BM_MAX_DESTS */
 	__u32 total;    /* sum of weights; a random number below it picks the destination */
-	struct bm_route_dest dest[BM_MAX_DESTS];
+	struct bm_rdest dest[BM_MAX_DESTS];
 };
 
 enum bm_lb {
@@ -120,8 +120,8 @@ struct bm_revnat {
 	__u8 pad[6];
 };
 
-/* bm_meta value (array of one): version record of the pinned maps. */
-struct bm_meta {
+/* bm_meta value (array of one): version record (struct bm_version) of the pinned maps. */
+struct bm_version {
 	__u32 abi;          /* BM_ABI_VERSION of the agent that created the pins */
 	__u32 pad;
 	__u64 config_gen;   /* generation of the config last applied */

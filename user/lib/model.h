@@ -277,6 +277,10 @@ struct bm_config {
 	struct bm_diag *diags;
 	size_t n_diags;
 	size_t n_errors;     /* diags with level ERROR: the config must not be applied */
+
+	/* Private to config.c: (kind, namespace, name) of every resource read, for the duplicate
+	 * check across files. */
+	struct bm_config_seen *seen;
 };
 
 #endif

@@ -1,0 +1,278 @@
+/* The node agent's apply: read the config directory, validate it whole, compile it for this
+ * node and install it, or reject it, say why in the status file and keep serving the last one. */
+#include "agent.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "log.h"
+#include "tables.h"
+
+static const char *const qos_dirs[] = { "kubepods", "kubepods/burstable", "kubepods/besteffort" };
+
+/* Cgroup of a local pod, as the kubelet's cgroupfs driver lays it out. */
+static int pod_cgroup(void *arg, const struct bm_pod *pod, uint64_t *cgid)
+{
+	struct bm_agent *a = arg;
+	char path[PATH_MAX + 320];
+	struct stat st;
+
+	if (!pod->meta.uid)
+		return -1;
+	for (size_t i = 0; i < sizeof(qos_dirs) / sizeof(qos_dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s/pod%s", a->cgroup, qos_dirs[i], pod->meta.uid);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			*cgid = st.st_ino; /* the cgroup id on cgroup v2 */
+			return 0;
+		}
+	}
+	a->unresolved_pods++;
+	return -1;
+}
+
+static int write_file_atomic(const char *dir, const char *name, const char *text)
+{
+	char tmp[PATH_MAX + 64], dst[PATH_MAX + 64];
+	int fd;
+	size_t len = strlen(text);
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len) {
+		int err = -errno;
+
+		close(fd);
+		unlink(tmp);
+		return err ? err : -EIO;
+	}
+	close(fd);
+	return rename(tmp, dst) ? -errno : 0;
+}
+
+static void read_source_generation(const char *dir, char *buf, size_t len)
+{
+	char path[PATH_MAX + 16];
+	FILE *fp;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/.generation", dir);
+	fp = fopen(path, "r");
+	if (!fp)
+		return;
+	if (fgets(buf, (int)len, fp))
+		buf[strcspn(buf, "\r\n")] = '\0';
+	fclose(fp);
+	for (char *p = buf; *p; p++)
+		if (*p < '0' || *p > '9') {
+			buf[0] = '\0'; /* only a number is meaningful */
+			break;
+		}
+}
+
+static void write_status(struct bm_agent *a, const char *src_gen, const char *result,
+			 const char *error, const struct bm_install_stats *st)
+{
+	char text[4096];
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(text, sizeof(text),
+		 "generation=%llu\nsource_generation=%s\nresult=%s\nerror=%s\napplied_generation=%llu\n"
+		 "time_unix_ns=%llu\nservice_ports=%u\nworkloads=%u\napply_us=%llu\n",
+		 (unsigned long long)a->generation, src_gen, result, error ? error : "",
+		 (unsigned long long)a->applied,
+		 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec,
+		 st ? st->svc_total : 0, st ? st->wl_total : 0,
+		 st ? (unsigned long long)st->duration_ns / 1000 : 0);
+	int err = write_file_atomic(a->state_dir, "status", text);
+
+	if (err)
+		bm_err("write %s/status: %s", a->state_dir, strerror(-err));
+}
+
+/* Names of the service entries, for bpfmeshctl's decoded dumps. */
+static void write_services(struct bm_agent *a, const struct bm_tables *t)
+{
+	size_t cap = 4096 + t->n_svc * 160 + t->n_set * 160;
+	char *text = malloc(cap), ip[64];
+	size_t off = 0;
+
+	if (!text)
+		return;
+	text[0] = '\0';
+	for (size_t i = 0; i < t->n_svc && off < cap; i++) {
+		struct bm_ip vip;
+
+		memcpy(vip.a, t->svc[i].key.addr, 16);
+		bm_ip_format(&vip, ip, sizeof(ip));
+		off += (size_t)snprintf(text + off, cap - off, "svc\t%s\t%u\t%u\t%s\n", ip,
+					(unsigned)ntohs(t->svc[i].key.port), t->svc[i].key.proto,
+					t->svc[i].name);
+	}
+	for (size_t i = 0; i < t->n_wl && off < cap; i++)
+		off += (size_t)snprintf(text + off, cap - off, "wl\t%llu\t%s\n",
+					(unsigned long long)t->wl[i].cgid, t->wl[i].name);
+	if (off < cap)
+		write_file_atomic(a->state_dir, "services", text);
+	free(text);
+}
+
+static const char *first_error(const struct bm_config *c)
+{
+	for (size_t i = 0; i < c->n_diags; i++)
+		if (c->diags[i].level == BM_DIAG_ERROR)
+			return c->diags[i].msg;
+	return "unknown error";
+}
+
+static void log_diags(const struct bm_config *c)
+{
+	for (size_t i = 0; i < c->n_diags; i++) {
+		const struct bm_diag *d = &c->diags[i];
+
+		const char *m = d->msg;
+
+		/* The level is the log line's; the diag's own prefix would repeat it. */
+		if (d->level == BM_DIAG_ERROR && !strncmp(m, "error: ", 7))
+			m += 7;
+		else if (d->level == BM_DIAG_WARNING && !strncmp(m, "warning: ", 9))
+			m += 9;
+		bm_log(d->level == BM_DIAG_ERROR ? BM_LOG_ERROR : BM_LOG_WARN, "%s", m);
+	}
+}
+
+int bm_agent_apply(struct bm_agent *a)
+{
+	struct bm_config *c = bm_config_new();
+	struct bm_catalog cat = {};
+	struct bm_tables t = {};
+	struct bm_install_stats st = {};
+	struct bm_compile_opts o = { .node = a->node, .pod_cgroup = pod_cgroup, .arg = a };
+	char src_gen[32], msg[512];
+	int rc = -1;
+
+	a->generation++;
+	a->unresolved_pods = 0;
+	read_source_generation(a->config_dir, src_gen, sizeof(src_gen));
+	if (!c) {
+		write_status(a, src_gen, "rejected", "out of memory", NULL);
+		return -1;
+	}
+	bm_config_load_dir(c, a->config_dir);
+	if (!c->n_errors && bm_catalog_build(&cat, c))
+		bm_config_diag(c, BM_DIAG_ERROR, NULL, "out of memory building the catalog");
+	if (!c->n_errors && bm_compile(&cat, &o, &t))
+		bm_config_diag(c, BM_DIAG_ERROR, NULL, "out of memory compiling the tables");
+	log_diags(c);
+	if (c->n_errors) {
+		bm_err("config generation %llu rejected (%zu errors): the last good config keeps "
+		       "serving",
+		       (unsigned long long)a->generation, c->n_errors);
+		write_status(a, src_gen, "rejected", first_error(c), NULL);
+		goto cleanup;
+	}
+	if (bm_install_apply(&a->in, &t, a->generation, &st, msg, sizeof(msg))) {
+		bm_err("config generation %llu not installed: %s", (unsigned long long)a->generation,
+		       msg);
+		write_status(a, src_gen, "rejected", msg, NULL);
+		goto cleanup;
+	}
+	a->applied = a->generation;
+	bm_info("applied generation %llu (source %s): %u service ports (%u written, %u removed), "
+		"%zu backends (%u new), %zu sets (%u new), %zu routes (%u new), %u workloads, "
+		"%u source routes, in %llu us",
+		(unsigned long long)a->generation, src_gen[0] ? src_gen : "-", st.svc_total,
+		st.svc_written, st.svc_deleted, t.n_be, st.new_backends, t.n_set, st.new_sets,
+		t.n_route, st.new_routes, st.wl_total, st.src_total,
+		(unsigned long long)st.duration_ns / 1000);
+	write_services(a, &t);
+	write_status(a, src_gen, "ok", NULL, &st);
+	if (!a->ready) {
+		a->ready = 1;
+		write_file_atomic(a->state_dir, "ready", "ok\n");
+	}
+	rc = 0;
+cleanup:
+	bm_tables_free(&t);
+	bm_catalog_free(&cat);
+	bm_config_free(c);
+	return rc;
+}
+
+int bm_agent_start(struct bm_agent *a)
+{
+	char cmd[PATH_MAX + 16];
+	int err;
+
+	snprintf(cmd, sizeof(cmd), "%s", a->state_dir);
+	for (char *p = cmd + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(cmd, 0755);
+			*p = '/';
+		}
+	if (mkdir(a->state_dir, 0755) && errno != EEXIST) {
+		bm_err("create state dir %s: %s", a->state_dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(cmd, sizeof(cmd), "%s/ready", a->state_dir);
+	unlink(cmd);
+	err = bm_dp_open(&a->dp, a->bpffs, a->node, a->cgroup);
+	if (err)
+		return err;
+	err = bm_install_init(&a->in, &a->dp);
+	if (err) {
+		bm_dp_close(&a->dp);
+		return err;
+	}
+	return 0;
+}
+
+void bm_agent_stop(struct bm_agent *a)
+{
+	/* The datapath stays: links and maps are pinned and keep serving without us. */
+	bm_install_free(&a->in);
+	bm_dp_close(&a->dp);
+}
+
+int bm_agent_check(const char *dir, const char *node, FILE *fp)
+{
+	struct bm_config *c = bm_config_new();
+	struct bm_catalog cat = {};
+	struct bm_tables t = {};
+	struct bm_compile_opts o = { .node = node };
+	size_t n_unsup = 0, n_warn = 0;
+	int rc;
+
+	if (!c) {
+		fprintf(fp, "error: out of memory\n");
+		return -1;
+	}
+	bm_config_load_dir(c, dir);
+	if (!c->n_errors && !bm_catalog_build(&cat, c))
+		bm_compile(&cat, &o, &t);
+	bm_config_print_diags(c, fp);
+	for (size_t i = 0; i < c->n_diags; i++) {
+		n_unsup += c->diags[i].level == BM_DIAG_UNSUPPORTED;
+		n_warn += c->diags[i].level == BM_DIAG_WARNING;
+	}
+	fprintf(fp, "%s: %zu errors, %zu unsupported, %zu warnings; %zu service ports, %zu backends\n",
+		dir, c->n_errors, n_unsup, n_warn, t.n_svc, t.n_be);
+	rc = c->n_errors ? -1 : 0;
+	bm_tables_free(&t);
+	bm_catalog_free(&cat);
+	bm_config_free(c);
+	return rc;
+}

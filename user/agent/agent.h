@@ -1,0 +1,34 @@
+/* The node agent's state and its one job so far: read the config directory, validate it whole,
+ * compile it for this node and install it into the kernel maps, or reject it and keep the last. */
+#ifndef BM_AGENT_H
+#define BM_AGENT_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "dp.h"
+#include "install.h"
+
+struct bm_agent {
+	const char *config_dir;
+	const char *node;
+	const char *cgroup;        /* the node's cgroup: programs attach here, pods live below */
+	const char *bpffs;
+	char state_dir[PATH_MAX];  /* status, ready, services */
+	struct bm_dp dp;
+	struct bm_installer in;
+	uint64_t generation;       /* apply attempts */
+	uint64_t applied;          /* generation of the config now in the maps, 0 = none */
+	int unresolved_pods;       /* local pods whose cgroup was not found at the last apply */
+	int ready;
+};
+
+int bm_agent_start(struct bm_agent *a);
+void bm_agent_stop(struct bm_agent *a);
+/* Read, validate, compile and install. 0 when applied, -1 when rejected (status says why). */
+int bm_agent_apply(struct bm_agent *a);
+
+/* Validate a directory without touching the kernel: diags on fp; 0 when it has no error. */
+int bm_agent_check(const char *dir, const char *node, FILE *fp);
+
+#endif

@@ -1,0 +1,85 @@
+/* The desired kernel tables of one node, compiled from the catalog: deduplicated backends,
+ * backend sets and weighted routes, service entries and local workloads. No kernel ids yet:
+ * the installer (install.c) gives them ids and writes them. */
+#ifndef BM_TABLES_H
+#define BM_TABLES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bm_svc.h"
+#include "blobtab.h"
+#include "catalog.h"
+
+#define BM_T_NONE UINT32_MAX
+
+struct bm_t_backend {
+	struct bm_ip ip;
+	uint16_t port; /* host order */
+	uint16_t pad;
+};
+
+struct bm_t_set {
+	uint32_t lb;   /* enum bm_lb */
+	uint32_t n;
+	uint32_t *be;  /* indices into backends, sorted by address and port */
+	char *desc;    /* "backend.default.svc.cluster.local/v2:80 v4", for dumps */
+};
+
+struct bm_t_route {
+	uint32_t n;
+	uint32_t set[BM_MAX_DESTS];    /* indices into sets */
+	uint32_t weight[BM_MAX_DESTS]; /* relative weights, > 0 */
+};
+
+struct bm_t_src {
+	uint32_t wl;    /* index into workloads */
+	uint32_t route; /* index into routes */
+};
+
+struct bm_t_svc {
+	struct bm_svc_key key;
+	uint32_t route; /* index into routes, or BM_T_NONE (passthrough) */
+	uint32_t flags; /* BM_SVC_F_* */
+	struct bm_t_src *src;
+	size_t n_src;
+	char *name;     /* "backend.default.svc.cluster.local:80/TCP" */
+};
+
+struct bm_t_wl {
+	uint64_t cgid;  /* cgroup id of the pod */
+	struct bm_ip ip;
+	char *name;     /* "<ns>/<pod>", also the key of its stable id */
+	const struct bm_pod *pod;
+};
+
+struct bm_tables {
+	struct bm_t_backend *be;
+	size_t n_be, cap_be;
+	struct bm_t_set *set;
+	size_t n_set, cap_set;
+	struct bm_t_route *route;
+	size_t n_route, cap_route;
+	struct bm_t_svc *svc;
+	size_t n_svc, cap_svc;
+	struct bm_t_wl *wl;
+	size_t n_wl, cap_wl;
+	struct bm_blobtab be_idx, set_idx, route_idx; /* content -> index, for deduplication */
+};
+
+struct bm_compile_opts {
+	const char *node; /* this node's name: its pods are the local workloads; NULL = every pod */
+	/* Cgroup id of a local pod; 0 when found, -1 when the pod has no cgroup (yet). */
+	int (*pod_cgroup)(void *arg, const struct bm_pod *pod, uint64_t *cgid);
+	void *arg;
+};
+
+/* Compile the catalog for one node. Problems (a set too large, more destinations than a route
+ * holds) become ERROR diags in cat->cfg. 0, or -1 when out of memory. */
+int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, struct bm_tables *t);
+void bm_tables_free(struct bm_tables *t);
+
+/* Load-balancing algorithm of a destination (subset, port level, as Istio merges them). */
+uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t port);
+
+#endif
