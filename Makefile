@@ -68,7 +68,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all tests fuzz clean bpf
-.SECONDARY: $(BPF_OBJ)
+.SECONDARY:
 all: $(PROGS)
 bpf: $(SKELS)
 tests: $(TEST_BINS)

@@ -20,7 +20,6 @@ static __always_inline __u32 bm_route_pick(const struct bm_route *r, __u32 rnd)
 	if (!r->total)
 		return 0;
 	x = rnd % r->total;
-#pragma unroll
 	for (i = 0; i < BM_MAX_DESTS; i++) {
 		if ((__u32)i >= r->n_dest)
 			break;

@@ -250,7 +250,7 @@ uint16_t bm_cat_ep_port(const struct bm_cat_svc *s, const struct bm_cat_ep *ep,
 	for (size_t i = 0; i < ep->eps->n_ports; i++) {
 		const struct bm_ep_port *epp = &ep->eps->ports[i];
 
-		if (epp->proto == p->proto && (same_name(epp->name, p->name) || ep->eps->n_ports == 1))
+		if (epp->proto == p->proto && same_name(epp->name, p->name)) /* by name, as kube-proxy */
 			return epp->port;
 	}
 	return 0;

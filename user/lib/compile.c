@@ -107,7 +107,8 @@ static uint32_t add_set(struct bm_tables *t, uint32_t lb, uint32_t *be, uint32_t
 		return BM_T_NONE;
 	key[0] = lb;
 	key[1] = n;
-	memcpy(key + 2, be, n * sizeof(uint32_t));
+	if (n)
+		memcpy(key + 2, be, n * sizeof(uint32_t));
 	e = bm_blobtab_put(&t->set_idx, key, klen, &created);
 	free(key);
 	if (!e)
@@ -128,7 +129,8 @@ static uint32_t add_set(struct bm_tables *t, uint32_t lb, uint32_t *be, uint32_t
 		free(s->desc);
 		goto fail;
 	}
-	memcpy(s->be, be, n * sizeof(uint32_t));
+	if (n)
+		memcpy(s->be, be, n * sizeof(uint32_t));
 	e->val = t->n_set;
 	return (uint32_t)t->n_set++;
 fail:
