@@ -93,7 +93,7 @@ $(UOUT)/obj/%.o: %.c | $(SKELS)
 
 $(UOUT)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -I$(LLHTTP_INC) $(SANFLAGS) -c $< -o $@
+	$(CC) -O2 -g -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) $(SANFLAGS) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(@D)
