@@ -5,7 +5,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 LAB=$ROOT/tools/lab/lab
-EXAMPLES=${BM_EXAMPLES:-$ROOT/../shared/examples}
+EXAMPLES=${BM_EXAMPLES:-$ROOT/examples}
 SAMPLES=$EXAMPLES/istio-samples
 BIN=$ROOT/.output/bin
 [[ ${BM_SAN:-0} == 1 ]] && BIN=$ROOT/.output/san/bin
@@ -49,8 +49,8 @@ if [[ ! -x ${BM_LAB_RENDER:-$BIN/bm-lab-render} ]]; then
 	exit 0
 fi
 if [[ ! -d $SAMPLES ]]; then
-	skip_all "no Istio samples at $SAMPLES (set BM_EXAMPLES)"
-	exit 0
+	not_ok "no Istio samples at $SAMPLES (they are in the repo's examples/; BM_EXAMPLES overrides)"
+	exit 1
 fi
 if [[ $WITH_AGENT == 1 && ! -x $BIN/bpfmesh-agent ]]; then
 	not_ok "BM_LAB_AGENT=1 but $BIN/bpfmesh-agent is not built"
