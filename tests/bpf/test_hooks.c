@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -109,13 +110,18 @@ static int pod_cgroup(void *arg, const struct bm_pod *pod, uint64_t *cgid)
 	return 0;
 }
 
+static void set_names(pid_t pid)
+{
+	snprintf(node, sizeof(node), "bmhook%d", (int)pid);
+	snprintf(cg_node, sizeof(cg_node), "%s/%s", cg_root, node);
+}
+
 static void teardown_env(void)
 {
 	char d[PATH_MAX];
 
-	if (cg_root[0])
-		join_cgroup(cg_root);
 	if (ready) {
+		join_cgroup(cg_root); /* out of the pod cgroup so it can be removed */
 		bm_install_free(&in);
 		bm_dp_close(&dp);
 	}
@@ -151,8 +157,7 @@ static int setup_env(void **state)
 		return -1;
 	if (find_cgroup2(cg_root, sizeof(cg_root)))
 		return -1;
-	snprintf(node, sizeof(node), "bmhook%d", getpid());
-	snprintf(cg_node, sizeof(cg_node), "%s/%s", cg_root, node);
+	set_names(getpid());
 	if (mkdir(cg_node, 0755))
 		return -1;
 	snprintf(d, sizeof(d), "%s/kubepods", cg_node);
@@ -878,6 +883,26 @@ int main(void)
 	}
 	bm_log_level = BM_LOG_WARN;
 	bm_log_libbpf();
-	return _cmocka_run_group_tests("kernel hooks on real sockets", run, n, setup_env,
-				       teardown_group);
+	/* The tests run in a child; this parent removes the child's pins and cgroups however
+	 * it ended (a sanitizer abort skips atexit). */
+	pid_t pid = fork();
+
+	if (pid == 0)
+		exit(_cmocka_run_group_tests("kernel hooks on real sockets", run, n, setup_env,
+					     teardown_group));
+	int status = 0;
+
+	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+		perror("fork/wait");
+		return 1;
+	}
+	if (!find_cgroup2(cg_root, sizeof(cg_root))) {
+		set_names(pid);
+		teardown_env();
+	}
+	if (WIFSIGNALED(status)) {
+		fprintf(stderr, "test process killed by signal %d\n", WTERMSIG(status));
+		return 1;
+	}
+	return WEXITSTATUS(status);
 }
