@@ -27,43 +27,19 @@ static __always_inline void bm_remember(struct bpf_sock_addr *ctx, const struct 
 	s->be_port = pick->port;
 }
 
-/* Returns the verdict. v4: the socket is AF_INET (backend must be IPv4). */
+/* Returns the verdict. v4: the socket is AF_INET (the backend must be IPv4). */
 static __always_inline int bm_connect(struct bpf_sock_addr *ctx, struct bm_svc_key *key, int v4)
 {
-	struct bm_svc_val *svc;
 	struct bm_pick pick = {};
-	int err;
+	int rc = bm_svc_xlate(ctx, key, v4, &pick);
 
-	svc = bpf_map_lookup_elem(&bm_svc, key);
-	if (!svc)
-		return SYS_PROCEED;
-	if (svc->flags & BM_SVC_F_PASSTHROUGH) {
-		bm_count(BM_STAT_PASSTHROUGH);
-		return SYS_PROCEED;
-	}
-	err = bm_svc_pick(ctx, svc, &pick);
-	if (!err && pick.keep) {
-		bm_count(BM_STAT_PASSTHROUGH);
-		return SYS_PROCEED;
-	}
-	if (!err && v4 && !bm_addr_is_v4(pick.addr))
-		err = -BM_ECONNREFUSED; /* an IPv6 backend cannot serve an AF_INET socket */
-	if (err) {
-		bm_count(BM_STAT_NO_BACKEND);
-		bpf_set_retval(-BM_ECONNREFUSED);
+	if (rc < 0) {
+		bpf_set_retval(rc);
 		return SYS_REJECT;
 	}
-	if (v4) {
-		ctx->user_ip4 = bm_addr_to_v4(pick.addr);
-	} else {
-		const __u32 *a = (const __u32 *)pick.addr;
-
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
-	}
-	ctx->user_port = (__u32)pick.port;
+	if (rc == 0)
+		return SYS_PROCEED;
+	bm_ctx_store(ctx, pick.addr, pick.port, v4);
 	bm_remember(ctx, key, &pick);
 	bm_count(BM_STAT_CONNECT);
 	return SYS_PROCEED;
@@ -84,12 +60,8 @@ SEC("cgroup/connect6")
 int bm_sock6_connect(struct bpf_sock_addr *ctx)
 {
 	struct bm_svc_key key = {};
-	__u32 *a = (__u32 *)key.addr;
 
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
+	bm_ctx_ip6(ctx, key.addr);
 	key.port = (__be16)ctx->user_port;
 	key.proto = (__u8)ctx->protocol;
 	return bm_connect(ctx, &key, 0);

@@ -15,17 +15,7 @@ static __always_inline int bm_peer(struct bpf_sock_addr *ctx, const __u8 *peer, 
 	/* Only while the socket is still connected to the backend we chose. */
 	if (!s || s->be_port != (__be16)ctx->user_port || !bm_addr_eq(s->be_addr, peer))
 		return SYS_PROCEED;
-	if (v4) {
-		ctx->user_ip4 = bm_addr_to_v4(s->vip);
-	} else {
-		const __u32 *a = (const __u32 *)s->vip;
-
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
-	}
-	ctx->user_port = (__u32)s->vip_port;
+	bm_ctx_store(ctx, s->vip, s->vip_port, v4);
 	bm_count(BM_STAT_PEERNAME);
 	return SYS_PROCEED;
 }
@@ -43,12 +33,8 @@ SEC("cgroup/getpeername6")
 int bm_sock6_getpeername(struct bpf_sock_addr *ctx)
 {
 	__u8 peer[16];
-	__u32 *a = (__u32 *)peer;
 
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
+	bm_ctx_ip6(ctx, peer);
 	return bm_peer(ctx, peer, 0);
 }
 

@@ -6,32 +6,17 @@
 
 static __always_inline int bm_sendmsg(struct bpf_sock_addr *ctx, struct bm_svc_key *key, int v4)
 {
-	struct bm_svc_val *svc = bpf_map_lookup_elem(&bm_svc, key);
-	struct bm_pick pick = {};
-	int err;
-
-	if (!svc)
-		return SYS_PROCEED;
-	if (svc->flags & BM_SVC_F_PASSTHROUGH) {
-		bm_count(BM_STAT_PASSTHROUGH);
-		return SYS_PROCEED;
-	}
-	err = bm_svc_pick(ctx, svc, &pick);
-	if (!err && pick.keep) {
-		bm_count(BM_STAT_PASSTHROUGH);
-		return SYS_PROCEED;
-	}
-	if (!err && v4 && !bm_addr_is_v4(pick.addr))
-		err = -BM_ECONNREFUSED;
-	if (err) {
-		bm_count(BM_STAT_NO_BACKEND);
-		bpf_set_retval(-BM_ECONNREFUSED);
-		return SYS_REJECT;
-	}
-
 	struct bm_revnat_key rk = {};
 	struct bm_revnat rv = {};
+	struct bm_pick pick = {};
+	int rc = bm_svc_xlate(ctx, key, v4, &pick);
 
+	if (rc < 0) {
+		bpf_set_retval(rc);
+		return SYS_REJECT;
+	}
+	if (rc == 0)
+		return SYS_PROCEED;
 	rk.cookie = bpf_get_socket_cookie(ctx);
 	__builtin_memcpy(rk.addr, pick.addr, 16);
 	rk.port = pick.port;
@@ -39,18 +24,7 @@ static __always_inline int bm_sendmsg(struct bpf_sock_addr *ctx, struct bm_svc_k
 	rv.port = key->port;
 	/* Fails open: without the entry the reply shows the backend's address. */
 	bpf_map_update_elem(&bm_revnat, &rk, &rv, BPF_ANY);
-
-	if (v4) {
-		ctx->user_ip4 = bm_addr_to_v4(pick.addr);
-	} else {
-		const __u32 *a = (const __u32 *)pick.addr;
-
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
-	}
-	ctx->user_port = (__u32)pick.port;
+	bm_ctx_store(ctx, pick.addr, pick.port, v4);
 	bm_count(BM_STAT_SENDMSG);
 	return SYS_PROCEED;
 }
@@ -83,17 +57,7 @@ static __always_inline int bm_recvmsg(struct bpf_sock_addr *ctx, const __u8 *src
 		vip = rv->addr;
 		vport = rv->port;
 	}
-	if (v4) {
-		ctx->user_ip4 = bm_addr_to_v4(vip);
-	} else {
-		const __u32 *a = (const __u32 *)vip;
-
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
-	}
-	ctx->user_port = (__u32)vport;
+	bm_ctx_store(ctx, vip, vport, v4);
 	bm_count(BM_STAT_RECVMSG);
 	return SYS_PROCEED;
 }
@@ -113,12 +77,8 @@ SEC("cgroup/sendmsg6")
 int bm_sock6_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct bm_svc_key key = {};
-	__u32 *a = (__u32 *)key.addr;
 
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
+	bm_ctx_ip6(ctx, key.addr);
 	key.port = (__be16)ctx->user_port;
 	key.proto = BM_IPPROTO_UDP;
 	return bm_sendmsg(ctx, &key, 0);
@@ -137,12 +97,8 @@ SEC("cgroup/recvmsg6")
 int bm_sock6_recvmsg(struct bpf_sock_addr *ctx)
 {
 	__u8 src[16];
-	__u32 *a = (__u32 *)src;
 
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
+	bm_ctx_ip6(ctx, src);
 	return bm_recvmsg(ctx, src, 0);
 }
 

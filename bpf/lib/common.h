@@ -47,4 +47,32 @@ static __always_inline int bm_addr_eq(const __u8 *a, const __u8 *b)
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* The IPv6 address of a sock_addr context (four 32-bit reads: narrower ones are rejected). */
+static __always_inline void bm_ctx_ip6(const struct bpf_sock_addr *ctx, __u8 *a)
+{
+	__u32 *w = (__u32 *)a;
+
+	w[0] = ctx->user_ip6[0];
+	w[1] = ctx->user_ip6[1];
+	w[2] = ctx->user_ip6[2];
+	w[3] = ctx->user_ip6[3];
+}
+
+/* Write address and port (network order) into a sock_addr context of family v4 or v6. */
+static __always_inline void bm_ctx_store(struct bpf_sock_addr *ctx, const __u8 *addr, __be16 port,
+					 int v4)
+{
+	if (v4) {
+		ctx->user_ip4 = bm_addr_to_v4(addr);
+	} else {
+		const __u32 *w = (const __u32 *)addr;
+
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	}
+	ctx->user_port = (__u32)port;
+}
+
 #endif

@@ -152,4 +152,32 @@ static __always_inline int bm_svc_pick(struct bpf_sock_addr *ctx, const struct b
 	return bm_set_pick(ctx, set_id, wl, have_wl, out);
 }
 
+/* A connect or send to key: 1 when it must go to pick, 0 when it is left alone (not a service
+ * address, or resolution NONE / PASSTHROUGH), -ECONNREFUSED when no backend can take it. */
+static __always_inline int bm_svc_xlate(struct bpf_sock_addr *ctx, const struct bm_svc_key *key,
+					int v4, struct bm_pick *pick)
+{
+	struct bm_svc_val *svc = bpf_map_lookup_elem(&bm_svc, key);
+	int err;
+
+	if (!svc)
+		return 0;
+	if (svc->flags & BM_SVC_F_PASSTHROUGH) {
+		bm_count(BM_STAT_PASSTHROUGH);
+		return 0;
+	}
+	err = bm_svc_pick(ctx, svc, pick);
+	if (!err && pick->keep) {
+		bm_count(BM_STAT_PASSTHROUGH);
+		return 0;
+	}
+	if (!err && v4 && !bm_addr_is_v4(pick->addr))
+		err = -BM_ECONNREFUSED; /* an IPv6 backend cannot serve an AF_INET socket */
+	if (err) {
+		bm_count(BM_STAT_NO_BACKEND);
+		return -BM_ECONNREFUSED;
+	}
+	return 1;
+}
+
 #endif
