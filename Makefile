@@ -12,7 +12,8 @@ BPFTOOL  ?= bpftool
 SAN      ?= 0
 
 ROOT     := $(CURDIR)
-OUT      := .output
+OUT      ?= .output
+DEFS     ?=   # e.g. DEFS=-DBM_MAX_SVC=8192 OUT=.output/variant: a build with another map layout
 ifeq ($(SAN),1)
 UOUT     := $(OUT)/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -27,12 +28,12 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-CFLAGS   += $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUT) $(SANFLAGS) -MMD -MP
+CFLAGS   += $(WARN) $(DEFS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUT) $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
 LIBS     := -lbpf -lelf -lz -lyaml
 
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-BPFCFLAGS := -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -I$(OUT)
+BPFCFLAGS := -target bpf -O2 -g -Wall -Werror $(DEFS) -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -I$(OUT)
 
 BPF_SRC   := $(wildcard bpf/*.bpf.c)
 BPF_OBJ   := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRC))

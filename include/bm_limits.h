@@ -36,6 +36,9 @@
 #ifndef BM_MAX_REVNAT
 #define BM_MAX_REVNAT 65536       /* unconnected UDP reverse translations (LRU) */
 #endif
+#ifndef BM_MAX_SOCKS
+#define BM_MAX_SOCKS 65536        /* sockets in the same-node bypass (bm_sockhash) */
+#endif
 #ifndef BM_MAX_SET_SIZE
 #define BM_MAX_SET_SIZE 4096      /* backends in one set */
 #endif

@@ -10,7 +10,7 @@
 #include "bm_limits.h"
 
 /* Bump when any struct below changes layout; the agent refuses to adopt pins of another. */
-#define BM_ABI_VERSION 1
+#define BM_ABI_VERSION 2
 
 /* Addresses are 16 bytes, network order: IPv6 as is, IPv4 as ::ffff:a.b.c.d. */
 
@@ -68,7 +68,8 @@ struct bm_slot_key {
 	__u32 idx;
 };
 
-#define BM_BE_F_V4 (1u << 0) /* addr is v4-mapped */
+#define BM_BE_F_V4 (1u << 0)     /* addr is v4-mapped */
+#define BM_BE_F_REMOTE (1u << 1) /* the endpoint is known to run on another node */
 
 /* bm_backend value (array, index = backend id): where a connection goes. */
 struct bm_backend {
@@ -127,6 +128,34 @@ struct bm_version {
 	__u64 config_gen;   /* generation of the config last applied */
 };
 
+/* bm_byp values. A direction of a connection takes one path for all its bytes, decided at its
+ * first sendmsg: bytes sent through TCP before the peer joined bm_sockhash must not be
+ * overtaken by bytes redirected after (the receiver reads redirected data first). */
+enum bm_byp {
+	BM_BYP_UNDECIDED = 0, /* in bm_sockhash, no byte sent yet */
+	BM_BYP_REDIRECT = 1,  /* the peer was there at the first send: every send is redirected */
+	BM_BYP_TCP = 2,       /* it was not: every send goes through TCP */
+	BM_BYP_AWAIT = 3,     /* key of the server end a local client connected to */
+};
+
+/* bm_sockhash and bm_byp key: one end of a TCP connection, as that end sees it. Ports in
+ * host order (sockops and sk_msg give the local port in host order, the remote one in network
+ * order in the upper 16 bits; both are normalised). */
+struct bm_sockkey {
+	__u8 local[16];
+	__u8 remote[16];
+	__u32 local_port;
+	__u32 remote_port;
+};
+
+#define BM_CFG_F_BYPASS (1u << 0) /* same-node bypass: sockops adds pairs, sk_msg redirects */
+
+/* bm_cfg value (array of one): switches the agent sets at run time. */
+struct bm_cfg {
+	__u32 flags;   /* BM_CFG_F_* */
+	__u32 pad;
+};
+
 /* Indices of bm_stats, a per-CPU array of __u64. */
 enum bm_stat {
 	BM_STAT_CONNECT = 0,     /* connect/sendmsg to a service address: translated */
@@ -138,11 +167,13 @@ enum bm_stat {
 	BM_STAT_SRCROUTE,        /* route chosen by the caller's workload (sourceLabels) */
 	BM_STAT_LOOKUP_FAIL,     /* a table referenced an id that is not there */
 	BM_STAT_ACTIVE_UNDERFLOW,/* a close found a backend with no active connection */
+	BM_STAT_BYPASS_ADD,      /* sockets added to bm_sockhash (both ends count) */
+	BM_STAT_BYPASS_MSG,      /* sendmsg calls redirected to the peer socket */
 	BM_STAT__MAX,
 };
 
 #define BM_STAT_NAMES                                                                     \
 	"connect", "no_backend", "passthrough", "sendmsg", "recvmsg", "peername", "srcroute", \
-		"lookup_fail", "active_underflow"
+		"lookup_fail", "active_underflow", "bypass_add", "bypass_msg"
 
 #endif

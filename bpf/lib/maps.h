@@ -106,6 +106,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bm_revnat SEC(".maps");
 
+/* one end of a same-node connection -> its socket: sk_msg redirects to the other end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, BM_MAX_SOCKS);
+	__type(key, struct bm_sockkey);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_sockhash SEC(".maps");
+
+/* one end of a connection -> its bypass state (enum bm_byp): awaited server end, or whether
+ * this end's data goes to the peer socket directly or through TCP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BM_MAX_SOCKS);
+	__type(key, struct bm_sockkey);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_byp SEC(".maps");
+
+/* 0 -> run-time switches (struct bm_cfg). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bm_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_cfg SEC(".maps");
+
 /* enum bm_stat -> per-CPU counters. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <cmocka.h>
 
 #include "bm_hash.h"
@@ -828,6 +830,231 @@ static void test_passthrough_resolution_none(void **state)
 	close_listeners(ls, 1);
 }
 
+/* ---- same-node bypass (sockops + bm_sockhash + sk_msg) ---- */
+
+static uint64_t stat_sum(enum bm_stat idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 vals[256] = { 0 };
+	__u32 k = idx;
+	uint64_t sum = 0;
+
+	assert_true(ncpu > 0 && ncpu <= 256);
+	assert_int_equal(bpf_map_lookup_elem(dp.map_fd[BM_MAP_STATS], &k, vals), 0);
+	for (int c = 0; c < ncpu; c++)
+		sum += vals[c];
+	return sum;
+}
+
+static int sockhash_count(void)
+{
+	struct bm_sockkey k, *prev = NULL;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(dp.map_fd[BM_MAP_SOCKHASH], prev, &k)) {
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+/* A deterministic byte stream: the receiver regenerates it to check every byte and its order. */
+static uint8_t pattern(uint64_t i)
+{
+	return (uint8_t)(bm_mix32((uint32_t)(i >> 6)) >> ((i & 3) * 8)) ^ (uint8_t)(i >> 2);
+}
+
+struct sender {
+	int fd;
+	uint64_t bytes;
+	int shut;   /* shutdown(SHUT_WR) at the end instead of nothing */
+	int err;
+};
+
+static void *send_pattern(void *arg)
+{
+	struct sender *s = arg;
+	uint8_t buf[65536 + 17];
+	uint64_t off = 0;
+
+	while (off < s->bytes) {
+		/* Odd sizes so messages straddle every boundary. */
+		size_t n = 1 + (size_t)(bm_mix32((uint32_t)off) % sizeof(buf));
+
+		if (n > s->bytes - off)
+			n = (size_t)(s->bytes - off);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i);
+		ssize_t w = send(s->fd, buf, n, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			s->err = errno;
+			return NULL;
+		}
+		off += (uint64_t)w;
+	}
+	if (s->shut)
+		shutdown(s->fd, SHUT_WR);
+	return NULL;
+}
+
+/* Read until EOF the way event-driven servers do (poll, then a non-blocking recv); returns the
+ * bytes read, -1 at the first wrong byte, -2 on an error. (A blocking recv on a sockmap socket
+ * can return a spurious EAGAIN when another thread writes to it: see docs/datapath.md.) */
+static int64_t recv_pattern(int fd)
+{
+	uint8_t buf[70000];
+	int64_t off = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 10000) != 1)
+			return -2;
+		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "recv: %s after %lld bytes\n", strerror(errno), (long long)off);
+			return -2;
+		}
+		if (r == 0)
+			return off;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern((uint64_t)off + (uint64_t)i)) {
+				fprintf(stderr, "byte %lld differs\n", (long long)(off + i));
+				return -1;
+			}
+		off += r;
+	}
+}
+
+/* Accept the pending connection on a listener (blocking, bounded). */
+static int accept_one(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	if (poll(&p, 1, 5000) != 1)
+		return -1;
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static const char *const one_backend =
+	"apiVersion: v1\nkind: Service\nmetadata: {name: local, namespace: default}\n"
+	"spec:\n  clusterIP: 10.96.0.30\n  ports: [{name: tcp, port: 7000}]\n---\n"
+	"apiVersion: v1\nkind: Endpoints\nmetadata: {name: local, namespace: default}\n"
+	"subsets: [{addresses: [{ip: 10.244.1.13, nodeName: n1}], ports: [{name: tcp, port: 7000}]}]\n";
+
+/* One connection through the VIP: bytes each way, optional half-close by the client. */
+static void transfer(int lfd, uint64_t up, uint64_t down)
+{
+	struct sender cs = { .shut = 1, .bytes = up }, ss = { .shut = 1, .bytes = down };
+	pthread_t tc, ts;
+	int cfd = tcp_connect("10.96.0.30", 7000, AF_INET), sfd;
+
+	assert_true(cfd >= 0);
+	sfd = accept_one(lfd);
+	assert_true(sfd >= 0);
+	cs.fd = cfd;
+	ss.fd = sfd;
+	assert_int_equal(pthread_create(&tc, NULL, send_pattern, &cs), 0);
+	assert_int_equal(pthread_create(&ts, NULL, send_pattern, &ss), 0);
+	/* Both directions at once; each side reads to EOF after the other's half-close. */
+	int64_t got_down = recv_pattern(cfd), got_up = recv_pattern(sfd);
+
+	pthread_join(tc, NULL);
+	pthread_join(ts, NULL);
+	assert_int_equal(cs.err, 0);
+	assert_int_equal(ss.err, 0);
+	assert_int_equal(got_up, (int64_t)up);     /* every byte, in order, then EOF */
+	assert_int_equal(got_down, (int64_t)down);
+	close(cfd);
+	close(sfd);
+}
+
+static void test_bypass_integrity_halfclose_and_cleanup(void **state)
+{
+	uint64_t add0, msg0;
+	int lfd;
+
+	(void)state;
+	assert_int_equal(apply(pods_yaml, one_backend, NULL), 0);
+	lfd = listen_on("10.244.1.13", 7000, SOCK_STREAM);
+	add0 = stat_sum(BM_STAT_BYPASS_ADD);
+	msg0 = stat_sum(BM_STAT_BYPASS_MSG);
+	transfer(lfd, 64ull << 20, 8ull << 20); /* 64 MiB up, 8 MiB down, concurrently */
+	assert_int_equal(stat_sum(BM_STAT_BYPASS_ADD) - add0, 2); /* both ends joined */
+	assert_true(stat_sum(BM_STAT_BYPASS_MSG) - msg0 > 100);   /* and their data was redirected */
+	assert_int_equal(sockhash_count(), 0); /* closed sockets left the map */
+
+	/* Many short connections, a few bytes each way. */
+	add0 = stat_sum(BM_STAT_BYPASS_ADD);
+	for (int i = 0; i < 300; i++)
+		transfer(lfd, 1 + (uint64_t)i, 1 + (uint64_t)(i % 7));
+	assert_int_equal(stat_sum(BM_STAT_BYPASS_ADD) - add0, 600);
+	assert_int_equal(sockhash_count(), 0);
+	untrack_close(lfd);
+}
+
+static void test_bypass_reset(void **state)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	char buf[64];
+	int lfd, cfd, sfd;
+
+	(void)state;
+	assert_int_equal(apply(pods_yaml, one_backend, NULL), 0);
+	lfd = listen_on("10.244.1.13", 7000, SOCK_STREAM);
+	cfd = tcp_connect("10.96.0.30", 7000, AF_INET);
+	assert_true(cfd >= 0);
+	sfd = accept_one(lfd);
+	assert_int_equal(send(cfd, "ping", 4, 0), 4);
+	assert_int_equal(recv(sfd, buf, sizeof(buf), 0), 4);
+	assert_int_equal(sockhash_count(), 2);
+	/* The server aborts: the client must see the reset, not hang or read garbage. */
+	setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(sfd);
+	struct pollfd p = { .fd = cfd, .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	errno = 0;
+	assert_true(recv(cfd, buf, sizeof(buf), 0) <= 0);
+	assert_true(errno == ECONNRESET || errno == 0);
+	assert_true(send(cfd, "x", 1, MSG_NOSIGNAL) < 0 || send(cfd, "x", 1, MSG_NOSIGNAL) < 0);
+	close(cfd);
+	assert_int_equal(sockhash_count(), 0);
+	untrack_close(lfd);
+}
+
+static void test_bypass_mixed_and_switch(void **state)
+{
+	const char *off = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bpfmesh, namespace: "
+			  "istio-system}\ndata: {sameNodeBypass: \"false\"}\n";
+	uint64_t add0;
+	int lfd;
+
+	(void)state;
+	assert_int_equal(apply(pods_yaml, one_backend, NULL), 0);
+	/* A server outside the mesh (not in the node cgroup): the client end joins, finds no peer
+	 * at its first send, and keeps TCP; the data is intact. */
+	join_cgroup(cg_root);
+	lfd = listen_on("10.244.1.13", 7000, SOCK_STREAM);
+	be_pod("client-a");
+	add0 = stat_sum(BM_STAT_BYPASS_ADD);
+	transfer(lfd, 4ull << 20, 1ull << 20);
+	assert_int_equal(stat_sum(BM_STAT_BYPASS_ADD) - add0, 1); /* only the client end */
+	untrack_close(lfd);
+
+	/* ConfigMap istio-system/bpfmesh sameNodeBypass "false": new connections stay on TCP. */
+	assert_int_equal(apply(pods_yaml, one_backend, off, NULL), 0);
+	lfd = listen_on("10.244.1.13", 7000, SOCK_STREAM);
+	add0 = stat_sum(BM_STAT_BYPASS_ADD);
+	transfer(lfd, 1ull << 20, 1ull << 20);
+	assert_int_equal(stat_sum(BM_STAT_BYPASS_ADD) - add0, 0);
+	untrack_close(lfd);
+}
+
 static void test_dangling_subset_rejected_keeps_old(void **state)
 {
 	const char *bad_vs =
@@ -864,6 +1091,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_source_labels_route, close_all),
 		cmocka_unit_test_teardown(test_passthrough_resolution_none, close_all),
 		cmocka_unit_test_teardown(test_dangling_subset_rejected_keeps_old, close_all),
+		cmocka_unit_test_teardown(test_bypass_integrity_halfclose_and_cleanup, close_all),
+		cmocka_unit_test_teardown(test_bypass_reset, close_all),
+		cmocka_unit_test_teardown(test_bypass_mixed_and_switch, close_all),
 	};
 
 	struct CMUnitTest run[sizeof(tests) / sizeof(tests[0])];

@@ -911,8 +911,8 @@ static void test_kinds_dispatch(void **state)
 	CHECK_ERRORS(c, 0, "no kind here is an error");
 	CHECK_DIAG(c, "warning: t.yaml:2: Deployment default/helloworld-v1 ignored: the mesh reads "
 		      "Pod objects");
-	CHECK_DIAG(c, "warning: t.yaml:7: ConfigMap ops/cm ignored: the mesh does not read "
-		      "ConfigMaps");
+	CHECK_DIAG(c, "warning: t.yaml:7: ConfigMap ops/cm ignored: the mesh reads only ConfigMap "
+		      "istio-system/bpfmesh");
 	CHECK_DIAG(c, "unsupported: Secret at t.yaml:11 (kind not supported yet)");
 	CHECK_DIAG(c, "unsupported: Gateway at t.yaml:15 (kind not supported yet)");
 	CHECK_DIAG(c, "unsupported: RequestAuthentication at t.yaml:19 (kind not supported yet)");
@@ -1450,6 +1450,40 @@ static void test_labels_helpers(void **state)
 	bm_config_free(c);
 }
 
+/* ConfigMap istio-system/bpfmesh: the mesh-wide settings. */
+static void test_mesh_configmap(void **state)
+{
+	(void)state;
+	struct bm_config *c = load("apiVersion: v1\n"
+				   "kind: ConfigMap\n"
+				   "metadata: {name: bpfmesh, namespace: istio-system}\n"
+				   "data:\n"
+				   "  sameNodeBypass: \"false\"\n"
+				   "  tracing: on\n");
+
+	CHECK_ERRORS(c, 0, "a good mesh ConfigMap has no error");
+	CHECK(c, c->mesh.has_bypass && !c->mesh.bypass, "sameNodeBypass \"false\" read");
+	CHECK_DIAG(c, "unsupported: ConfigMap/data.tracing at t.yaml:6");
+	bm_config_free(c);
+
+	c = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bpfmesh, namespace: istio-system}\n"
+		 "data: {sameNodeBypass: \"maybe\"}\n");
+	CHECK_ERRORS(c, 1, "a bad sameNodeBypass value is an error");
+	CHECK_DIAG(c, "error: t.yaml:4: ConfigMap istio-system/bpfmesh: data.sameNodeBypass: \"maybe\" "
+		      "is neither \"true\" nor \"false\"");
+	bm_config_free(c);
+
+	c = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bpfmesh, namespace: istio-system}\n"
+		 "data: {sameNodeBypass: false}\n");
+	CHECK_ERRORS(c, 1, "an unquoted boolean where a ConfigMap wants a string is an error");
+	bm_config_free(c);
+
+	c = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bpfmesh}\n"
+		 "data: {sameNodeBypass: \"false\"}\n");
+	CHECK(c, !c->mesh.has_bypass, "a bpfmesh ConfigMap outside istio-system is not the mesh's");
+	bm_config_free(c);
+}
+
 static void test_diag_api(void **state)
 {
 	(void)state;
@@ -1506,6 +1540,7 @@ int main(void)
 		cmocka_unit_test(test_istio_samples),
 		cmocka_unit_test(test_ip_helpers),
 		cmocka_unit_test(test_labels_helpers),
+		cmocka_unit_test(test_mesh_configmap),
 		cmocka_unit_test(test_diag_api),
 	};
 

@@ -159,7 +159,8 @@ int bm_agent_apply(struct bm_agent *a)
 	struct bm_catalog cat = {};
 	struct bm_tables t = {};
 	struct bm_install_stats st = {};
-	struct bm_compile_opts o = { .node = a->node, .pod_cgroup = pod_cgroup, .arg = a };
+	struct bm_compile_opts o = { .node = a->node, .pod_cgroup = pod_cgroup, .arg = a,
+				     .no_bypass = a->no_sockmap };
 	char src_gen[32], msg[512];
 	int rc = -1;
 
@@ -190,10 +191,11 @@ int bm_agent_apply(struct bm_agent *a)
 		goto cleanup;
 	}
 	a->applied = a->generation;
-	bm_info("applied generation %llu (source %s): %u service ports (%u written, %u removed), "
+	bm_info("applied generation %llu (source %s): same-node bypass %s, %u service ports (%u written, %u removed), "
 		"%zu backends (%u new), %zu sets (%u new), %zu routes (%u new), %u workloads, "
 		"%u source routes, in %llu us",
-		(unsigned long long)a->generation, src_gen[0] ? src_gen : "-", st.svc_total,
+		(unsigned long long)a->generation, src_gen[0] ? src_gen : "-",
+		t.cfg_flags & BM_CFG_F_BYPASS ? "on" : "off", st.svc_total,
 		st.svc_written, st.svc_deleted, t.n_be, st.new_backends, t.n_set, st.new_sets,
 		t.n_route, st.new_routes, st.wl_total, st.src_total,
 		(unsigned long long)st.duration_ns / 1000);

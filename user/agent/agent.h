@@ -21,6 +21,7 @@ struct bm_agent {
 	uint64_t applied;          /* generation of the config now in the maps, 0 = none */
 	int unresolved_pods;       /* local pods whose cgroup was not found at the last apply */
 	int ready;
+	int no_sockmap;            /* --no-sockmap */
 };
 
 int bm_agent_start(struct bm_agent *a);

@@ -31,6 +31,7 @@ static void usage(FILE *fp)
 		"  --bpffs DIR        bpffs mount (default /sys/fs/bpf, mounted if missing)\n"
 		"  --state-dir DIR    status files (default /run/bpfmesh/NAME)\n"
 		"  --log-level L      error, warn, info (default), debug\n"
+		"  --no-sockmap       no same-node bypass (sockops/sk_msg), whatever the config says\n"
 		"  --once             apply once and exit (the datapath stays)\n");
 }
 
@@ -179,6 +180,7 @@ int main(int argc, char **argv)
 		{ "cleanup", no_argument, NULL, 'X' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "no-sockmap", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
 		case 'C': check = optarg; break;
 		case 'X': cleanup = 1; break;
 		case 'o': once = 1; break;
+		case 'S': a.no_sockmap = 1; break;
 		case 'l':
 			if (bm_log_parse_level(optarg, &bm_log_level)) {
 				fprintf(stderr, "bpfmesh-agent: unknown log level %s\n", optarg);

@@ -76,6 +76,8 @@ int bm_cat_ep_addr(const struct bm_cat_ep *ep, bool v4, struct bm_ip *out);
 const struct bm_subset *bm_cat_subset(const struct bm_cat_svc *s, const char *name);
 const struct bm_cat_port *bm_cat_port_find(const struct bm_cat_svc *s, uint16_t port,
 					   enum bm_l4proto proto);
+/* Node an endpoint runs on, or NULL when not known. */
+const char *bm_cat_ep_node(const struct bm_cat_ep *ep);
 /* Name of an endpoint for messages and dumps (pod name, WorkloadEntry name, or address). */
 const char *bm_cat_ep_name(const struct bm_cat_ep *ep);
 

@@ -278,6 +278,15 @@ int bm_cat_ep_addr(const struct bm_cat_ep *ep, bool v4, struct bm_ip *out)
 	return 0;
 }
 
+const char *bm_cat_ep_node(const struct bm_cat_ep *ep)
+{
+	if (ep->pod)
+		return ep->pod->node_name;
+	if (ep->eps)
+		return ep->eps->addrs[ep->ep_idx].node_name;
+	return NULL; /* a WorkloadEntry runs outside the cluster's nodes */
+}
+
 const char *bm_cat_ep_name(const struct bm_cat_ep *ep)
 {
 	if (ep->pod)

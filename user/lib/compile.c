@@ -66,9 +66,14 @@ uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t 
 	return p ? lb_of(p) : BM_LB_LEAST_REQUEST;
 }
 
-static uint32_t add_backend(struct bm_tables *t, const struct bm_ip *ip, uint16_t port)
+static uint32_t add_backend(struct bm_tables *t, const struct bm_ip *ip, uint16_t port,
+			    const char *node)
 {
 	struct bm_t_backend b = { .ip = *ip, .port = port };
+
+	/* Known to run elsewhere: the same-node bypass never waits for its server end. */
+	if (node && t->node && strcmp(node, t->node))
+		b.flags = BM_BE_F_REMOTE;
 	struct bm_blob_ent *e;
 	int created;
 
@@ -169,7 +174,7 @@ static uint32_t build_set(const struct bm_catalog *cat, struct bm_tables *t,
 			p = bm_cat_ep_port(s, ep, port);
 			if (!p)
 				continue;
-			idx = add_backend(t, &ip, p);
+			idx = add_backend(t, &ip, p, bm_cat_ep_node(ep));
 			if (idx == BM_T_NONE) {
 				free(be);
 				return BM_T_NONE;
@@ -407,7 +412,12 @@ static int add_workloads(const struct bm_catalog *cat, const struct bm_compile_o
 
 int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, struct bm_tables *t)
 {
+	const struct bm_mesh_settings *mesh = &cat->cfg->mesh;
+
 	memset(t, 0, sizeof(*t));
+	t->node = o->node;
+	if (!o->no_bypass && (!mesh->has_bypass || mesh->bypass))
+		t->cfg_flags |= BM_CFG_F_BYPASS;
 	if (add_workloads(cat, o, t))
 		return -1;
 	for (size_t i = 0; i < cat->n_svcs; i++) {

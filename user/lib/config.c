@@ -179,7 +179,7 @@ static const struct kind_ent kinds[] = {
 	{ "", v_core, "Pod", ACT_PARSE, bm_cfg_pod },
 	{ "", v_core, "Endpoints", ACT_PARSE, bm_cfg_endpoints },
 	{ "", v_core, "ServiceAccount", ACT_ACCEPT, NULL },
-	{ "", v_core, "ConfigMap", ACT_IGNORE, NULL },
+	{ "", v_core, "ConfigMap", ACT_PARSE, bm_cfg_configmap },
 	{ "", v_core, "Secret", ACT_UNSUP, NULL },
 	{ "", v_core, "List", ACT_LIST, NULL },
 	{ "discovery.k8s.io", v_slice, "EndpointSlice", ACT_PARSE, bm_cfg_endpoint_slice },

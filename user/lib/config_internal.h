@@ -143,6 +143,7 @@ extern const char *const bm_cfg_top_keys[];
  * config_istio.c (ServiceEntry, WorkloadEntry), config_route.c (DestinationRule,
  * VirtualService) ---- */
 void bm_cfg_namespace(struct bm_px *p, const struct bm_ynode *root);
+void bm_cfg_configmap(struct bm_px *p, const struct bm_ynode *root);
 void bm_cfg_service(struct bm_px *p, const struct bm_ynode *root);
 void bm_cfg_pod(struct bm_px *p, const struct bm_ynode *root);
 void bm_cfg_endpoints(struct bm_px *p, const struct bm_ynode *root);

@@ -21,6 +21,53 @@ void bm_cfg_namespace(struct bm_px *p, const struct bm_ynode *root)
 	BM_PX_COMMIT(p, p->c->namespaces, p->c->n_namespaces, x, bm_cfg_namespace_free);
 }
 
+/* ---- ConfigMap: only istio-system/bpfmesh, the mesh's settings, is read ---- */
+
+void bm_cfg_configmap(struct bm_px *p, const struct bm_ynode *root)
+{
+	static const char *const top[] = { "apiVersion", "kind", "metadata", "data", "immutable",
+					   NULL };
+	static const char *const keys[] = { "sameNodeBypass", NULL };
+	const struct bm_ynode *data = NULL;
+	struct bm_meta m = { 0 };
+	const char *v;
+
+	if (bm_px_meta(p, root, &m, BM_NAME_SUBDOMAIN, false) || p->errors)
+		goto done;
+	if (strcmp(m.name, "bpfmesh") || strcmp(m.ns, "istio-system")) {
+		/* At the kind's line, as the loader reports every kind it does not read. */
+		struct bm_loc at = { .file = p->file, .line = bm_px_key_line(root, "kind") };
+
+		bm_config_diag(p->c, BM_DIAG_WARNING, &at,
+			       "ConfigMap %s/%s ignored: the mesh reads only ConfigMap "
+			       "istio-system/bpfmesh",
+			       m.ns, m.name);
+		goto done;
+	}
+	bm_px_unknown(p, root, top);
+	if (bm_px_fmap(p, root, "data", &data) == 1) {
+		size_t mark = bm_px_push(p, "data");
+
+		bm_px_unknown(p, data, keys);
+		if (bm_px_fstr(p, data, "sameNodeBypass", &v) == 1) {
+			if (!strcmp(v, "true") || !strcmp(v, "false")) {
+				p->c->mesh.has_bypass = true;
+				p->c->mesh.bypass = !strcmp(v, "true");
+			} else {
+				size_t m2 = bm_px_push(p, "sameNodeBypass");
+
+				bm_px_err(p, bm_px_key_line(data, "sameNodeBypass"),
+					  "\"%.32s\" is neither \"true\" nor \"false\"", v);
+				bm_px_pop(p, m2);
+			}
+		}
+		bm_px_pop(p, mark);
+	}
+	p->c->mesh.loc = m.loc;
+done:
+	bm_cfg_meta_free(&m);
+}
+
 /* ---- Service ---- */
 
 void bm_cfg_service_free(struct bm_service *x)

@@ -18,8 +18,12 @@
 #include "log.h"
 #include "sock_connect.skel.h"
 #include "sock_peer.skel.h"
+#include "sk_msg.skel.h"
 #include "sock_udp.skel.h"
 #include "sockops.skel.h"
+
+/* Kernel ABI values newer than the system's 6.1 UAPI headers (bpf_link for sockmap: 6.10). */
+#define BM_LINK_TYPE_SOCKMAP 14
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -32,7 +36,8 @@ const char *const bm_map_names[BM_MAP__MAX] = {
 	[BM_MAP_MAGLEV] = "bm_maglev",   [BM_MAP_WL] = "bm_wl",
 	[BM_MAP_SRCROUTE] = "bm_srcroute", [BM_MAP_SK] = "bm_sk",
 	[BM_MAP_REVNAT] = "bm_revnat",   [BM_MAP_STATS] = "bm_stats",
-	[BM_MAP_META] = "bm_meta",
+	[BM_MAP_META] = "bm_meta",       [BM_MAP_SOCKHASH] = "bm_sockhash",
+	[BM_MAP_BYP] = "bm_byp",         [BM_MAP_CFG] = "bm_cfg",
 };
 
 int bm_dp_pin_dir(char *buf, size_t len, const char *bpffs, const char *node)
@@ -95,37 +100,54 @@ static int open_maps(struct bm_dp *dp)
 	return 0;
 }
 
-/* Attach prog to the cgroup through a pinned link, or swap the program of a link already
- * pinned there (an agent restart or upgrade: the hook never goes away). */
+/* A link pinned at path from an earlier agent: when it is of link_type (and, for a cgroup link,
+ * on cg_id), swap our program into it (an agent restart or upgrade: the hook never goes away)
+ * and return 1. 0: nothing usable there (any stale pin removed), -errno on failure. */
+static int adopt_link(struct bm_dp *dp, const char *path, int prog_fd, __u32 link_type,
+		      uint64_t cg_id)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path), err;
+
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == link_type &&
+	    (link_type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id == cg_id)) {
+		err = bpf_link_update(fd, prog_fd, NULL);
+		close(fd);
+		if (err) {
+			err = -errno;
+			bm_err("update link %s: %s", path, strerror(errno));
+			return err;
+		}
+		dp->links_adopted = 1;
+		return 1;
+	}
+	/* Pinned for another target (the node's cgroup changed): replace it. */
+	close(fd);
+	bm_warn("link %s is attached elsewhere: re-attaching", path);
+	unlink(path);
+	return 0;
+}
+
+static void link_path(const struct bm_dp *dp, const struct bpf_program *prog, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/link_%s", dp->pin_dir, bpf_program__name(prog));
+}
+
+/* Attach prog to the cgroup through a pinned link, or adopt the one pinned there. */
 static int attach_pinned(struct bm_dp *dp, struct bpf_program *prog, int cg_fd, uint64_t cg_id)
 {
 	char path[PATH_MAX + 64];
-	struct bpf_link_info info;
-	__u32 len = sizeof(info);
 	struct bpf_link *link;
-	int fd, err;
+	int err;
 
-	snprintf(path, sizeof(path), "%s/link_%s", dp->pin_dir, bpf_program__name(prog));
-	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		memset(&info, 0, sizeof(info));
-		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == BPF_LINK_TYPE_CGROUP &&
-		    info.cgroup.cgroup_id == cg_id) {
-			err = bpf_link_update(fd, bpf_program__fd(prog), NULL);
-			close(fd);
-			if (err) {
-				err = -errno;
-				bm_err("update link %s: %s", path, strerror(errno));
-				return err;
-			}
-			dp->links_adopted = 1;
-			return 0;
-		}
-		/* Pinned for another cgroup (the node's cgroup changed): replace it. */
-		close(fd);
-		bm_warn("link %s is attached elsewhere: re-attaching", path);
-		unlink(path);
-	}
+	link_path(dp, prog, path, sizeof(path));
+	err = adopt_link(dp, path, bpf_program__fd(prog), BPF_LINK_TYPE_CGROUP, cg_id);
+	if (err)
+		return err < 0 ? err : 0;
 	link = bpf_program__attach_cgroup(prog, cg_fd);
 	if (!link) {
 		err = -errno;
@@ -141,6 +163,31 @@ static int attach_pinned(struct bm_dp *dp, struct bpf_program *prog, int cg_fd, 
 	bpf_link__disconnect(link); /* the pin keeps it attached after we exit */
 	bpf_link__destroy(link);
 	return 0;
+}
+
+/* Attach the sk_msg program to bm_sockhash through a pinned link (kernel 6.10+). */
+static int attach_sockmap_pinned(struct bm_dp *dp, struct bpf_program *prog)
+{
+	char path[PATH_MAX + 64];
+	int fd, err;
+
+	link_path(dp, prog, path, sizeof(path));
+	err = adopt_link(dp, path, bpf_program__fd(prog), BM_LINK_TYPE_SOCKMAP, 0);
+	if (err)
+		return err < 0 ? err : 0;
+	fd = bpf_link_create(bpf_program__fd(prog), dp->map_fd[BM_MAP_SOCKHASH],
+			     BPF_SK_MSG_VERDICT, NULL);
+	if (fd < 0) {
+		err = -errno;
+		bm_err("attach %s to bm_sockhash: %s (needs kernel 6.10 for sockmap links)",
+		       bpf_program__name(prog), strerror(errno));
+		return err;
+	}
+	err = bpf_obj_pin(fd, path) ? -errno : 0;
+	if (err)
+		bm_err("pin link %s: %s", path, strerror(-err));
+	close(fd);
+	return err;
 }
 
 static int attach_obj(struct bm_dp *dp, struct bpf_object *obj, int cg_fd, uint64_t cg_id)
@@ -213,6 +260,7 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	struct bm_sock_udp *udp = NULL;
 	struct bm_sock_peer *peer = NULL;
 	struct bm_sockops *sockops = NULL;
+	struct bm_sk_msg *skmsg = NULL;
 	char probe[PATH_MAX + 16];
 	struct stat st;
 	uint32_t level = 0;
@@ -252,6 +300,7 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	OPEN_SKEL(bm_sock_udp, udp);
 	OPEN_SKEL(bm_sock_peer, peer);
 	OPEN_SKEL(bm_sockops, sockops);
+	OPEN_SKEL(bm_sk_msg, skmsg);
 	/* Pods live at <node cgroup>/kubepods/pod<uid> (or one level deeper by QoS class). */
 	connect->rodata->bm_pod_level = level + 2;
 	udp->rodata->bm_pod_level = level + 2;
@@ -259,6 +308,7 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	LOAD_SKEL(bm_sock_udp, udp);
 	LOAD_SKEL(bm_sock_peer, peer);
 	LOAD_SKEL(bm_sockops, sockops);
+	LOAD_SKEL(bm_sk_msg, skmsg);
 
 	err = open_maps(dp);
 	if (err)
@@ -289,6 +339,8 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	if (!err)
 		err = attach_obj(dp, sockops->obj, cg_fd, st.st_ino);
 	if (!err)
+		err = attach_sockmap_pinned(dp, skmsg->progs.bm_sk_msg);
+	if (!err)
 		bm_info("datapath %s: maps %s, programs %s on %s", dp->pin_dir,
 			dp->adopted ? "adopted" : "created",
 			dp->links_adopted ? "replaced in their links" : "attached", cgroup_path);
@@ -298,6 +350,7 @@ cleanup:
 	bm_sock_udp__destroy(udp);
 	bm_sock_peer__destroy(peer);
 	bm_sockops__destroy(sockops);
+	bm_sk_msg__destroy(skmsg);
 	if (cg_fd >= 0)
 		close(cg_fd);
 	if (err)

@@ -23,6 +23,9 @@ enum bm_map_id {
 	BM_MAP_REVNAT,
 	BM_MAP_STATS,
 	BM_MAP_META,
+	BM_MAP_SOCKHASH,
+	BM_MAP_BYP,
+	BM_MAP_CFG,
 	BM_MAP__MAX,
 };
 

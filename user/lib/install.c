@@ -462,7 +462,7 @@ int bm_install_apply(struct bm_installer *in, const struct bm_tables *t, uint64_
 				     in->be_ids.n_used);
 			}
 			memcpy(b.addr, t->be[i].ip.a, 16);
-			b.flags = bm_ip_is_v4(&t->be[i].ip) ? BM_BE_F_V4 : 0;
+			b.flags = (__u8)(t->be[i].flags | (bm_ip_is_v4(&t->be[i].ip) ? BM_BE_F_V4 : 0));
 			if (bpf_map_update_elem(fd_of(in, BM_MAP_ACTIVE), &id, &zero, BPF_ANY) ||
 			    bpf_map_update_elem(fd_of(in, BM_MAP_BACKEND), &id, &b, BPF_ANY)) {
 				err = -errno;
@@ -698,9 +698,12 @@ int bm_install_apply(struct bm_installer *in, const struct bm_tables *t, uint64_
 			in->q[i].release_ns = rel;
 
 	struct bm_version ver = { .abi = BM_ABI_VERSION, .config_gen = config_gen };
+	struct bm_cfg cfg = { .flags = t->cfg_flags };
 	__u32 zero = 0;
 
 	bpf_map_update_elem(fd_of(in, BM_MAP_META), &zero, &ver, BPF_ANY);
+	if (bpf_map_update_elem(fd_of(in, BM_MAP_CFG), &zero, &cfg, BPF_ANY))
+		bm_warn("write bm_cfg: %s", strerror(errno));
 cleanup:
 	st->duration_ns = now_ns() - t0;
 	free(be_kid);

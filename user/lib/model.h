@@ -253,6 +253,14 @@ struct bm_diag {
 	struct bm_loc loc;
 };
 
+/* Mesh-wide settings: ConfigMap "bpfmesh" in the root namespace (istio-system), as Istio keeps
+ * its mesh config in ConfigMap "istio" there. */
+struct bm_mesh_settings {
+	bool has_bypass;     /* data.sameNodeBypass present */
+	bool bypass;         /* same-node sockmap bypass: "true" (default) or "false" */
+	struct bm_loc loc;   /* where the ConfigMap starts; file NULL when there is none */
+};
+
 struct bm_config {
 	char **files;        /* every file read; bm_loc.file points here */
 	size_t n_files;
@@ -280,6 +288,8 @@ struct bm_config {
 
 	/* Private to config.c: (kind, namespace, name) of every resource read, for the duplicate
 	 * check across files. */
+	struct bm_mesh_settings mesh;
+
 	struct bm_config_seen *seen;
 };
 

@@ -15,8 +15,8 @@
 
 struct bm_t_backend {
 	struct bm_ip ip;
-	uint16_t port; /* host order */
-	uint16_t pad;
+	uint16_t port;  /* host order */
+	uint16_t flags; /* BM_BE_F_REMOTE when its node is known and not ours */
 };
 
 struct bm_t_set {
@@ -65,6 +65,8 @@ struct bm_tables {
 	struct bm_t_wl *wl;
 	size_t n_wl, cap_wl;
 	struct bm_blobtab be_idx, set_idx, route_idx; /* content -> index, for deduplication */
+	uint32_t cfg_flags; /* struct bm_cfg flags: BM_CFG_F_BYPASS */
+	const char *node;   /* the node compiled for (NULL: all) */
 };
 
 struct bm_compile_opts {
@@ -72,6 +74,7 @@ struct bm_compile_opts {
 	/* Cgroup id of a local pod; 0 when found, -1 when the pod has no cgroup (yet). */
 	int (*pod_cgroup)(void *arg, const struct bm_pod *pod, uint64_t *cgid);
 	void *arg;
+	bool no_bypass;   /* --no-sockmap: the same-node bypass stays off whatever the config says */
 };
 
 /* Compile the catalog for one node. Problems (a set too large, more destinations than a route
