@@ -39,6 +39,9 @@
 #ifndef BM_MAX_SOCKS
 #define BM_MAX_SOCKS 65536        /* sockets in the same-node bypass (bm_sockhash) */
 #endif
+#ifndef BM_MAX_CT
+#define BM_MAX_CT 262144          /* TC path flow entries (two per flow), LRU */
+#endif
 #ifndef BM_MAX_SET_SIZE
 #define BM_MAX_SET_SIZE 4096      /* backends in one set */
 #endif

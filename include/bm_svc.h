@@ -156,6 +156,25 @@ struct bm_cfg {
 	__u32 pad;
 };
 
+/* bm_ct key: one direction of a flow the TC path translated, as its packets carry it. */
+struct bm_ct_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* bm_ct value: the address:port to write in place of the destination (forward entry, client
+ * to VIP -> backend) or of the source (reverse entry, backend to client -> VIP). */
+struct bm_ct_val {
+	__u8 addr[16];
+	__be16 port;
+	__u8 pad[2];
+	__u32 backend_id;
+};
+
 /* Indices of bm_stats, a per-CPU array of __u64. */
 enum bm_stat {
 	BM_STAT_CONNECT = 0,     /* connect/sendmsg to a service address: translated */
@@ -169,11 +188,16 @@ enum bm_stat {
 	BM_STAT_ACTIVE_UNDERFLOW,/* a close found a backend with no active connection */
 	BM_STAT_BYPASS_ADD,      /* sockets added to bm_sockhash (both ends count) */
 	BM_STAT_BYPASS_MSG,      /* sendmsg calls redirected to the peer socket */
+	BM_STAT_TC_NEW,          /* TC path: new flows translated (backend chosen) */
+	BM_STAT_TC_NAT,          /* TC path: packets to a VIP rewritten to their backend */
+	BM_STAT_TC_REVNAT,       /* TC path: reply packets rewritten back to the VIP */
+	BM_STAT_TC_DROP,         /* TC path: packets to a VIP with no backend, dropped */
 	BM_STAT__MAX,
 };
 
 #define BM_STAT_NAMES                                                                     \
 	"connect", "no_backend", "passthrough", "sendmsg", "recvmsg", "peername", "srcroute", \
-		"lookup_fail", "active_underflow", "bypass_add", "bypass_msg"
+		"lookup_fail", "active_underflow", "bypass_add", "bypass_msg", "tc_new", "tc_nat",     \
+		"tc_revnat", "tc_drop"
 
 #endif

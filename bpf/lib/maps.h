@@ -134,6 +134,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bm_cfg SEC(".maps");
 
+/* TC path flows: (src, dst, ports, proto) as the packet has it -> address to write. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BM_MAX_CT);
+	__type(key, struct bm_ct_key);
+	__type(value, struct bm_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_ct SEC(".maps");
+
 /* enum bm_stat -> per-CPU counters. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

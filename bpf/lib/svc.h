@@ -42,16 +42,14 @@ static __always_inline int bm_slot_backend(__u32 set_id, __u32 idx, __u32 *be_id
 	return 0;
 }
 
-/* Pick a backend of one set. 0 or -errno. */
-static __always_inline int bm_set_pick(struct bpf_sock_addr *ctx, __u32 set_id,
-				       struct bm_workload *wl, int have_wl, struct bm_pick *out)
+/* Pick a backend of one set. src_hash feeds MAGLEV only. 0 or -errno. No context needed, so
+ * the socket hooks and the TC path share it. */
+static __always_inline int bm_set_choose(__u32 set_id, struct bm_set *set, __u32 src_hash,
+					 struct bm_pick *out)
 {
-	struct bm_set *set = bpf_map_lookup_elem(&bm_set, &set_id);
 	__u32 rnd = bpf_get_prandom_u32();
 	__u32 idx, be_id = 0;
 
-	if (!set)
-		return -BM_ECONNREFUSED;
 	if (set->lb == BM_LB_PASSTHROUGH) {
 		out->keep = 1;
 		return 0;
@@ -60,14 +58,9 @@ static __always_inline int bm_set_pick(struct bpf_sock_addr *ctx, __u32 set_id,
 		return -BM_ECONNREFUSED;
 	switch (set->lb) {
 	case BM_LB_MAGLEV: {
-		__u32 h, *v;
+		__u32 *v;
 
-		if (!have_wl)
-			wl = bm_caller();
-		/* useSourceIp: the caller's pod IP; a caller we do not know hashes by netns. */
-		h = wl ? bm_hash_addr(wl->addr, BM_SRC_HASH_SEED) :
-			 bm_hash_u64(bpf_get_netns_cookie(ctx), BM_SRC_HASH_SEED);
-		idx = bm_maglev_index(set->maglev_id, h);
+		idx = bm_maglev_index(set->maglev_id, src_hash);
 		v = bpf_map_lookup_elem(&bm_maglev, &idx);
 		if (!v || !*v)
 			return -BM_ECONNREFUSED;
@@ -113,27 +106,21 @@ static __always_inline int bm_set_pick(struct bpf_sock_addr *ctx, __u32 set_id,
 	return 0;
 }
 
-/* The service's route for this caller, then a set by weight, then a backend.
- * Fails closed: a service address with no usable backend is refused, never let through to a
- * VIP that routes nowhere. 0 or -errno. */
-static __always_inline int bm_svc_pick(struct bpf_sock_addr *ctx, const struct bm_svc_val *svc,
-				       struct bm_pick *out)
+/* The set a connection to svc takes: the caller's route (wl, when the service routes by
+ * sourceLabels) or the service's, then a set by weight. Fails closed: a service address with
+ * no usable backend is refused, never let through to a VIP that routes nowhere. 0 or -errno. */
+static __always_inline int bm_route_set(const struct bm_svc_val *svc, struct bm_workload *wl,
+					__u32 *set_id, struct bm_set **set)
 {
-	struct bm_workload *wl = NULL;
 	__u32 route_id = svc->route_id;
-	int have_wl = 0;
 
-	if (svc->flags & BM_SVC_F_SRC_ROUTES) {
-		wl = bm_caller();
-		have_wl = 1;
-		if (wl) {
-			struct bm_srcroute_key k = { .svc_id = svc->svc_id, .wl_id = wl->wl_id };
-			__u32 *r = bpf_map_lookup_elem(&bm_srcroute, &k);
+	if ((svc->flags & BM_SVC_F_SRC_ROUTES) && wl) {
+		struct bm_srcroute_key k = { .svc_id = svc->svc_id, .wl_id = wl->wl_id };
+		__u32 *r = bpf_map_lookup_elem(&bm_srcroute, &k);
 
-			if (r) {
-				route_id = *r;
-				bm_count(BM_STAT_SRCROUTE);
-			}
+		if (r) {
+			route_id = *r;
+			bm_count(BM_STAT_SRCROUTE);
 		}
 	}
 	if (!route_id)
@@ -145,11 +132,37 @@ static __always_inline int bm_svc_pick(struct bpf_sock_addr *ctx, const struct b
 		bm_count(BM_STAT_LOOKUP_FAIL);
 		return -BM_ECONNREFUSED;
 	}
-	__u32 set_id = bm_route_pick(route, bpf_get_prandom_u32());
-
-	if (!set_id)
+	*set_id = bm_route_pick(route, bpf_get_prandom_u32());
+	if (!*set_id)
 		return -BM_ECONNREFUSED;
-	return bm_set_pick(ctx, set_id, wl, have_wl, out);
+	*set = bpf_map_lookup_elem(&bm_set, set_id);
+	return *set ? 0 : -BM_ECONNREFUSED;
+}
+
+/* Socket hooks: the caller is known by its cgroup; useSourceIp hashes its pod IP, or its
+ * network namespace when it is not a pod we know. */
+static __always_inline int bm_svc_pick(struct bpf_sock_addr *ctx, const struct bm_svc_val *svc,
+				       struct bm_pick *out)
+{
+	struct bm_workload *wl = NULL;
+	struct bm_set *set;
+	__u32 set_id, hash = 0;
+	int have_wl = 0, err;
+
+	if (svc->flags & BM_SVC_F_SRC_ROUTES) {
+		wl = bm_caller();
+		have_wl = 1;
+	}
+	err = bm_route_set(svc, wl, &set_id, &set);
+	if (err)
+		return err;
+	if (set->lb == BM_LB_MAGLEV) {
+		if (!have_wl)
+			wl = bm_caller();
+		hash = wl ? bm_hash_addr(wl->addr, BM_SRC_HASH_SEED) :
+			    bm_hash_u64(bpf_get_netns_cookie(ctx), BM_SRC_HASH_SEED);
+	}
+	return bm_set_choose(set_id, set, hash, out);
 }
 
 /* A connect or send to key: 1 when it must go to pick, 0 when it is left alone (not a service

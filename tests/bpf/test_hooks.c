@@ -32,6 +32,7 @@
 #include "log.h"
 #include "maglev.h"
 #include "tables.h"
+#include "tc.h"
 
 #define LB_SEED 0x5eedu /* BM_SRC_HASH_SEED of bpf/lib/lb.h */
 
@@ -112,8 +113,11 @@ static int pod_cgroup(void *arg, const struct bm_pod *pod, uint64_t *cgid)
 	return 0;
 }
 
+static char tc_ns[32]; /* the TC test's client namespace */
+
 static void set_names(pid_t pid)
 {
+	snprintf(tc_ns, sizeof(tc_ns), "bmtcc%d", (int)pid);
 	snprintf(node, sizeof(node), "bmhook%d", (int)pid);
 	snprintf(cg_node, sizeof(cg_node), "%s/%s", cg_root, node);
 }
@@ -129,6 +133,18 @@ static void teardown_env(void)
 	}
 	if (node[0])
 		bm_dp_cleanup("/sys/fs/bpf", node);
+	if (tc_ns[0]) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/run/netns/%s", tc_ns);
+		if (access(path, F_OK) == 0) {
+			char cmd[96];
+
+			snprintf(cmd, sizeof(cmd), "ip netns del %s", tc_ns);
+			if (system(cmd))
+				fprintf(stderr, "could not remove netns %s\n", tc_ns);
+		}
+	}
 	for (size_t i = 0; i < sizeof(pod_uids) / sizeof(pod_uids[0]); i++) {
 		pod_dir(pod_uids[i], d, sizeof(d));
 		rmdir(d);
@@ -1055,6 +1071,109 @@ static void test_bypass_mixed_and_switch(void **state)
 	untrack_close(lfd);
 }
 
+/* ---- TC fallback, real sockets: a pod outside the mesh cgroup reaches the same Service ---- */
+
+/* In a child: connect to the VIP from netns nsname (cgroup: mesh = the client-a pod, else the
+ * root cgroup, outside the mesh), send "hi", expect "ok", check getpeername. Exit 0 on success. */
+static int client_child(const char *nsname, int mesh)
+{
+	char path[128], buf[8];
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int nsfd, fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", nsname);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET))
+		return 10;
+	if (!mesh) {
+		char procs[PATH_MAX], pid[32];
+
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg_root);
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		if (write_str(procs, pid))
+			return 11;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(80) };
+
+	inet_pton(AF_INET, "10.96.0.10", &vip.sin_addr);
+	if (connect(fd, (struct sockaddr *)&vip, sizeof(vip)))
+		return 12;
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) ||
+	    peer.sin_addr.s_addr != vip.sin_addr.s_addr || peer.sin_port != vip.sin_port)
+		return 13;
+	if (send(fd, "hi", 2, 0) != 2 || recv(fd, buf, sizeof(buf), 0) != 2 || memcmp(buf, "ok", 2))
+		return 14;
+	close(fd);
+	return 0;
+}
+
+static void test_tc_path_and_connect_path(void **state)
+{
+	struct listener ls[] = { { .addr = "10.244.1.10", .port = 8080 },
+				 { .addr = "10.244.1.11", .port = 8080 },
+				 { .addr = "10.244.1.12", .port = 8081 } };
+	char ns[32], ifn[16], cmd[512];
+	uint64_t nat0, new0;
+	struct bm_tc tc;
+
+	(void)state;
+	snprintf(ns, sizeof(ns), "%s", tc_ns);
+	snprintf(ifn, sizeof(ifn), "vpt%d", getpid() % 100000);
+	snprintf(cmd, sizeof(cmd),
+		 "ip netns add %s && ip link add %s type veth peer name eth0 netns %s && "
+		 "ip addr add 10.244.9.1/24 dev %s && ip link set %s up && "
+		 "ip -n %s link set lo up && ip -n %s addr add 10.244.9.2/24 dev eth0 && "
+		 "ip -n %s link set eth0 up && ip -n %s route add default via 10.244.9.1",
+		 ns, ifn, ns, ifn, ifn, ns, ns, ns, ns);
+	assert_int_equal(apply(pods_yaml, backend_svc, NULL), 0);
+	if (system(cmd)) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", ns);
+		system(cmd);
+		fail_msg("could not make the client namespace");
+	}
+	assert_int_equal(bm_tc_open(&tc, &dp, ifn), 0);
+	assert_int_equal(tc.attached, 2); /* ingress and egress of the pod's veth */
+	open_listeners(ls, 3);
+	nat0 = stat_sum(BM_STAT_TC_NAT);
+	new0 = stat_sum(BM_STAT_TC_NEW);
+	for (int mesh = 0; mesh < 2; mesh++)
+		for (int i = 0; i < 5; i++) {
+			pid_t pid = fork();
+			int status = -1, got = -1;
+
+			if (pid == 0)
+				_exit(client_child(ns, mesh));
+			for (int tries = 0; tries < 2000 && got < 0; tries++) {
+				for (int l = 0; l < 3 && got < 0; l++) {
+					int fd = accept4(ls[l].fd, NULL, NULL, SOCK_CLOEXEC);
+					char buf[8];
+
+					if (fd < 0)
+						continue;
+					got = l;
+					assert_int_equal(recv(fd, buf, sizeof(buf), 0), 2);
+					assert_int_equal(send(fd, "ok", 2, 0), 2);
+					close(fd);
+				}
+				if (got < 0)
+					usleep(1000);
+			}
+			waitpid(pid, &status, 0);
+			assert_true(got >= 0); /* a backend got the connection */
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 0); /* and the client saw only the VIP */
+		}
+	/* The 5 clients outside the mesh went through TC, the 5 inside through the connect hook. */
+	assert_int_equal(stat_sum(BM_STAT_TC_NEW) - new0, 5);
+	assert_true(stat_sum(BM_STAT_TC_NAT) - nat0 >= 5 * 3);
+	close_listeners(ls, 3);
+	bm_tc_close(&tc);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_dangling_subset_rejected_keeps_old(void **state)
 {
 	const char *bad_vs =
@@ -1094,6 +1213,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_bypass_integrity_halfclose_and_cleanup, close_all),
 		cmocka_unit_test_teardown(test_bypass_reset, close_all),
 		cmocka_unit_test_teardown(test_bypass_mixed_and_switch, close_all),
+		cmocka_unit_test_teardown(test_tc_path_and_connect_path, close_all),
 	};
 
 	struct CMUnitTest run[sizeof(tests) / sizeof(tests[0])];

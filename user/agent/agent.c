@@ -239,12 +239,22 @@ int bm_agent_start(struct bm_agent *a)
 		bm_dp_close(&a->dp);
 		return err;
 	}
+	if (a->tc_ifaces) {
+		err = bm_tc_open(&a->tc, &a->dp, a->tc_ifaces);
+		if (err) {
+			bm_install_free(&a->in);
+			bm_dp_close(&a->dp);
+			return err;
+		}
+	}
 	return 0;
 }
 
 void bm_agent_stop(struct bm_agent *a)
 {
 	/* The datapath stays: links and maps are pinned and keep serving without us. */
+	if (a->tc_ifaces)
+		bm_tc_close(&a->tc);
 	bm_install_free(&a->in);
 	bm_dp_close(&a->dp);
 }

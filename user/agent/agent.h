@@ -8,6 +8,7 @@
 
 #include "dp.h"
 #include "install.h"
+#include "tc.h"
 
 struct bm_agent {
 	const char *config_dir;
@@ -22,6 +23,8 @@ struct bm_agent {
 	int unresolved_pods;       /* local pods whose cgroup was not found at the last apply */
 	int ready;
 	int no_sockmap;            /* --no-sockmap */
+	const char *tc_ifaces;     /* --tc-ifaces: NULL = no TC fallback */
+	struct bm_tc tc;
 };
 
 int bm_agent_start(struct bm_agent *a);

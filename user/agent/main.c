@@ -32,6 +32,8 @@ static void usage(FILE *fp)
 		"  --state-dir DIR    status files (default /run/bpfmesh/NAME)\n"
 		"  --log-level L      error, warn, info (default), debug\n"
 		"  --no-sockmap       no same-node bypass (sockops/sk_msg), whatever the config says\n"
+		"  --tc-ifaces LIST   TC fallback (per-packet VIP translation) on the interfaces whose\n"
+		"                     names match these comma-separated globs, e.g. 'vp*' (pod veths)\n"
 		"  --once             apply once and exit (the datapath stays)\n");
 }
 
@@ -88,9 +90,11 @@ static int run(struct bm_agent *a, int once)
 	struct itimerspec every = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 
 	timerfd_settime(tick, 0, &every, NULL);
-	int fds[] = { sfd, ino, deb, tick };
+	int fds[] = { sfd, ino, deb, tick, a->tc_ifaces ? bm_tc_event_fd(&a->tc) : -1 };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (fds[i] < 0)
+			continue;
 		ev.events = EPOLLIN;
 		ev.data.fd = fds[i];
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
@@ -142,6 +146,8 @@ static int run(struct bm_agent *a, int once)
 			} else if (fd == deb) {
 				if (read(deb, &ticks, sizeof(ticks)) > 0)
 					bm_agent_apply(a);
+			} else if (a->tc_ifaces && fd == bm_tc_event_fd(&a->tc)) {
+				bm_tc_on_event(&a->tc);
 			} else if (fd == tick) {
 				if (read(tick, &ticks, sizeof(ticks)) <= 0)
 					continue;
@@ -181,6 +187,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "no-sockmap", no_argument, NULL, 'S' },
+		{ "tc-ifaces", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -199,6 +206,7 @@ int main(int argc, char **argv)
 		case 'X': cleanup = 1; break;
 		case 'o': once = 1; break;
 		case 'S': a.no_sockmap = 1; break;
+		case 'T': a.tc_ifaces = optarg; break;
 		case 'l':
 			if (bm_log_parse_level(optarg, &bm_log_level)) {
 				fprintf(stderr, "bpfmesh-agent: unknown log level %s\n", optarg);
