@@ -192,6 +192,11 @@ static int setup_env(void **state)
 		bm_dp_close(&dp);
 		return -1;
 	}
+	if (bm_dp_commit(&dp)) {
+		bm_install_free(&in);
+		bm_dp_close(&dp);
+		return -1;
+	}
 	ready = 1;
 	be_pod("client-a");
 	return 0;

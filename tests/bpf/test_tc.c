@@ -236,7 +236,7 @@ static int setup(void **state)
 	bm_config_load_buf(c, "tc.yaml", config, strlen(config));
 	if (c->n_errors || bm_catalog_build(&cat, c) || bm_compile(&cat, &o, &t))
 		return -1;
-	if (bm_install_apply(&in, &t, 1, &st, msg, sizeof(msg)))
+	if (bm_install_apply(&in, &t, 1, &st, msg, sizeof(msg)) || bm_dp_commit(&dp))
 		return -1;
 	bm_tables_free(&t);
 	bm_catalog_free(&cat);

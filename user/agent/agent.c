@@ -129,6 +129,28 @@ static void write_services(struct bm_agent *a, const struct bm_tables *t)
 	free(text);
 }
 
+/* Attach the datapath once it holds a config: at once when the maps were reused, after the
+ * first config that applies when maps are being migrated (new programs on empty maps would
+ * refuse every service). */
+static int commit(struct bm_agent *a)
+{
+	int err;
+
+	if (a->dp.committed)
+		return 0;
+	if (a->dp.n_migrate && !a->applied) {
+		bm_warn("the migrated maps wait for a config that applies; the previous datapath keeps "
+			"serving");
+		return 0;
+	}
+	err = bm_dp_commit(&a->dp);
+	if (!err && a->tc_ifaces)
+		err = bm_tc_commit(&a->tc);
+	if (err)
+		bm_err("attaching the datapath failed: %s", strerror(-err));
+	return err;
+}
+
 static const char *first_error(const struct bm_config *c)
 {
 	for (size_t i = 0; i < c->n_diags; i++)
@@ -182,12 +204,14 @@ int bm_agent_apply(struct bm_agent *a)
 		       "serving",
 		       (unsigned long long)a->generation, c->n_errors);
 		write_status(a, src_gen, "rejected", first_error(c), NULL);
+		rc = commit(a) ? -2 : -1;
 		goto cleanup;
 	}
 	if (bm_install_apply(&a->in, &t, a->generation, &st, msg, sizeof(msg))) {
 		bm_err("config generation %llu not installed: %s", (unsigned long long)a->generation,
 		       msg);
 		write_status(a, src_gen, "rejected", msg, NULL);
+		rc = commit(a) ? -2 : -1;
 		goto cleanup;
 	}
 	a->applied = a->generation;
@@ -200,6 +224,10 @@ int bm_agent_apply(struct bm_agent *a)
 		t.n_route, st.new_routes, st.wl_total, st.src_total,
 		(unsigned long long)st.duration_ns / 1000);
 	write_services(a, &t);
+	if (commit(a)) {
+		rc = -2;
+		goto cleanup;
+	}
 	write_status(a, src_gen, "ok", NULL, &st);
 	if (!a->ready) {
 		a->ready = 1;

@@ -29,7 +29,8 @@ struct bm_agent {
 
 int bm_agent_start(struct bm_agent *a);
 void bm_agent_stop(struct bm_agent *a);
-/* Read, validate, compile and install. 0 when applied, -1 when rejected (status says why). */
+/* Read, validate, compile and install, then attach the datapath if not yet done. 0 when
+ * applied, -1 when rejected (status says why), -2 when the datapath could not be attached. */
 int bm_agent_apply(struct bm_agent *a);
 
 /* Validate a directory without touching the kernel: diags on fp; 0 when it has no error. */

@@ -67,9 +67,10 @@ static int run(struct bm_agent *a, int once)
 
 	if (bm_agent_start(a))
 		return 1;
-	bm_agent_apply(a);
+	if (bm_agent_apply(a) == -2)
+		goto cleanup;
 	if (once) {
-		rc = a->applied ? 0 : 1;
+		rc = a->applied && a->dp.committed ? 0 : 1;
 		goto cleanup;
 	}
 	sigemptyset(&mask);
@@ -144,8 +145,8 @@ static int run(struct bm_agent *a, int once)
 					add_watches(ino, a); /* kubepods may have just appeared */
 				timer_arm(deb, DEBOUNCE_MS);
 			} else if (fd == deb) {
-				if (read(deb, &ticks, sizeof(ticks)) > 0)
-					bm_agent_apply(a);
+				if (read(deb, &ticks, sizeof(ticks)) > 0 && bm_agent_apply(a) == -2)
+					goto cleanup;
 			} else if (a->tc_ifaces && fd == bm_tc_event_fd(&a->tc)) {
 				bm_tc_on_event(&a->tc);
 			} else if (fd == tick) {
@@ -154,8 +155,9 @@ static int run(struct bm_agent *a, int once)
 				bm_install_tick(&a->in);
 				/* A local pod without its cgroup yet, or a last attempt that failed:
 				 * try again. */
-				if (a->unresolved_pods || a->applied != a->generation)
-					bm_agent_apply(a);
+				if ((a->unresolved_pods || a->applied != a->generation) &&
+				    bm_agent_apply(a) == -2)
+					goto cleanup;
 			}
 		}
 	}

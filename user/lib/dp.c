@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "bm_svc.h"
+#include "dp_internal.h"
 #include "log.h"
 #include "sock_connect.skel.h"
 #include "sock_peer.skel.h"
@@ -22,8 +24,6 @@
 #include "sock_udp.skel.h"
 #include "sockops.skel.h"
 
-/* Kernel ABI values newer than the system's 6.1 UAPI headers (bpf_link for sockmap: 6.10). */
-#define BM_LINK_TYPE_SOCKMAP 14
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -38,6 +38,7 @@ const char *const bm_map_names[BM_MAP__MAX] = {
 	[BM_MAP_REVNAT] = "bm_revnat",   [BM_MAP_STATS] = "bm_stats",
 	[BM_MAP_META] = "bm_meta",       [BM_MAP_SOCKHASH] = "bm_sockhash",
 	[BM_MAP_BYP] = "bm_byp",         [BM_MAP_CFG] = "bm_cfg",
+	[BM_MAP_CT] = "bm_ct",
 };
 
 int bm_dp_pin_dir(char *buf, size_t len, const char *bpffs, const char *node)
@@ -83,126 +84,6 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static int open_maps(struct bm_dp *dp)
-{
-	char path[PATH_MAX + 32];
-
-	for (int i = 0; i < BM_MAP__MAX; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, bm_map_names[i]);
-		dp->map_fd[i] = bpf_obj_get(path);
-		if (dp->map_fd[i] < 0) {
-			int err = -errno;
-
-			bm_err("open pinned map %s: %s", path, strerror(errno));
-			return err;
-		}
-	}
-	return 0;
-}
-
-/* A link pinned at path from an earlier agent: when it is of link_type (and, for a cgroup link,
- * on cg_id), swap our program into it (an agent restart or upgrade: the hook never goes away)
- * and return 1. 0: nothing usable there (any stale pin removed), -errno on failure. */
-static int adopt_link(struct bm_dp *dp, const char *path, int prog_fd, __u32 link_type,
-		      uint64_t cg_id)
-{
-	struct bpf_link_info info;
-	__u32 len = sizeof(info);
-	int fd = bpf_obj_get(path), err;
-
-	if (fd < 0)
-		return 0;
-	memset(&info, 0, sizeof(info));
-	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == link_type &&
-	    (link_type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id == cg_id)) {
-		err = bpf_link_update(fd, prog_fd, NULL);
-		close(fd);
-		if (err) {
-			err = -errno;
-			bm_err("update link %s: %s", path, strerror(errno));
-			return err;
-		}
-		dp->links_adopted = 1;
-		return 1;
-	}
-	/* Pinned for another target (the node's cgroup changed): replace it. */
-	close(fd);
-	bm_warn("link %s is attached elsewhere: re-attaching", path);
-	unlink(path);
-	return 0;
-}
-
-static void link_path(const struct bm_dp *dp, const struct bpf_program *prog, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/link_%s", dp->pin_dir, bpf_program__name(prog));
-}
-
-/* Attach prog to the cgroup through a pinned link, or adopt the one pinned there. */
-static int attach_pinned(struct bm_dp *dp, struct bpf_program *prog, int cg_fd, uint64_t cg_id)
-{
-	char path[PATH_MAX + 64];
-	struct bpf_link *link;
-	int err;
-
-	link_path(dp, prog, path, sizeof(path));
-	err = adopt_link(dp, path, bpf_program__fd(prog), BPF_LINK_TYPE_CGROUP, cg_id);
-	if (err)
-		return err < 0 ? err : 0;
-	link = bpf_program__attach_cgroup(prog, cg_fd);
-	if (!link) {
-		err = -errno;
-		bm_err("attach %s to cgroup: %s", bpf_program__name(prog), strerror(errno));
-		return err;
-	}
-	err = bpf_link__pin(link, path);
-	if (err) {
-		bm_err("pin link %s: %s", path, strerror(-err));
-		bpf_link__destroy(link);
-		return err;
-	}
-	bpf_link__disconnect(link); /* the pin keeps it attached after we exit */
-	bpf_link__destroy(link);
-	return 0;
-}
-
-/* Attach the sk_msg program to bm_sockhash through a pinned link (kernel 6.10+). */
-static int attach_sockmap_pinned(struct bm_dp *dp, struct bpf_program *prog)
-{
-	char path[PATH_MAX + 64];
-	int fd, err;
-
-	link_path(dp, prog, path, sizeof(path));
-	err = adopt_link(dp, path, bpf_program__fd(prog), BM_LINK_TYPE_SOCKMAP, 0);
-	if (err)
-		return err < 0 ? err : 0;
-	fd = bpf_link_create(bpf_program__fd(prog), dp->map_fd[BM_MAP_SOCKHASH],
-			     BPF_SK_MSG_VERDICT, NULL);
-	if (fd < 0) {
-		err = -errno;
-		bm_err("attach %s to bm_sockhash: %s (needs kernel 6.10 for sockmap links)",
-		       bpf_program__name(prog), strerror(errno));
-		return err;
-	}
-	err = bpf_obj_pin(fd, path) ? -errno : 0;
-	if (err)
-		bm_err("pin link %s: %s", path, strerror(-err));
-	close(fd);
-	return err;
-}
-
-static int attach_obj(struct bm_dp *dp, struct bpf_object *obj, int cg_fd, uint64_t cg_id)
-{
-	struct bpf_program *prog;
-	int err;
-
-	bpf_object__for_each_program(prog, obj) {
-		err = attach_pinned(dp, prog, cg_fd, cg_id);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 /* Level of a cgroup below the cgroup2 root, from its path and the mount point. */
 static int cgroup_level(const char *cg_path, uint32_t *level)
 {
@@ -231,13 +112,161 @@ static int cgroup_level(const char *cg_path, uint32_t *level)
 	return 0;
 }
 
+/* The programs of one node, loaded and waiting for bm_dp_commit. */
+struct bm_dp_objs {
+	struct bm_sock_connect *connect;
+	struct bm_sock_udp *udp;
+	struct bm_sock_peer *peer;
+	struct bm_sockops *sockops;
+	struct bm_sk_msg *skmsg;
+};
+
+static void objs_free(struct bm_dp_objs *o)
+{
+	if (!o)
+		return;
+	bm_sock_connect__destroy(o->connect);
+	bm_sock_udp__destroy(o->udp);
+	bm_sock_peer__destroy(o->peer);
+	bm_sockops__destroy(o->sockops);
+	bm_sk_msg__destroy(o->skmsg);
+	free(o);
+}
+
+/* Maps that hold live connection state: a new layout for them cannot be filled from config,
+ * so an upgrade that changes one is refused rather than cutting connections. */
+static int holds_live_state(int id)
+{
+	return id == BM_MAP_SK || id == BM_MAP_REVNAT || id == BM_MAP_SOCKHASH ||
+	       id == BM_MAP_BYP || id == BM_MAP_CT;
+}
+
+static int map_id_of(const char *name)
+{
+	for (int i = 0; i < BM_MAP__MAX; i++)
+		if (!strcmp(bm_map_names[i], name))
+			return i;
+	return -1;
+}
+
+/* Compare the object's map definitions with the pins: the same layout is reused; another one
+ * is staged for migration, or refused for maps holding live state. Every pin is also staged
+ * when the pins' ABI version differs from ours (their meaning may have changed). */
+static int check_layout(struct bm_dp *dp, struct bpf_object *obj)
+{
+	char path[PATH_MAX + 64];
+	struct bpf_map *map;
+	int abi_changed = 0, err = 0;
+
+	snprintf(path, sizeof(path), "%s/bm_meta", dp->pin_dir);
+	int mfd = bpf_obj_get(path);
+
+	if (mfd >= 0) {
+		struct bm_version v = {};
+		__u32 zero = 0;
+
+		if (!bpf_map_lookup_elem(mfd, &zero, &v) && v.abi && v.abi != BM_ABI_VERSION) {
+			bm_warn("pins in %s have ABI %u, this agent %u: rebuilding every map it can",
+				dp->pin_dir, v.abi, BM_ABI_VERSION);
+			abi_changed = 1;
+		}
+		close(mfd);
+	}
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+		struct bpf_map_info info;
+		__u32 len = sizeof(info);
+		int id = map_id_of(name), fd;
+		char why[160] = "";
+
+		if (id < 0) /* .rodata and the like */
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue; /* not pinned yet: created */
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		if (info.type != bpf_map__type(map))
+			snprintf(why, sizeof(why), "type %u pinned, %u here", info.type,
+				 bpf_map__type(map));
+		else if (info.key_size != bpf_map__key_size(map) ||
+			 info.value_size != bpf_map__value_size(map))
+			snprintf(why, sizeof(why), "key/value %u/%u bytes pinned, %u/%u here",
+				 info.key_size, info.value_size, bpf_map__key_size(map),
+				 bpf_map__value_size(map));
+		else if (info.max_entries != bpf_map__max_entries(map))
+			snprintf(why, sizeof(why), "max_entries %u pinned, %u here", info.max_entries,
+				 bpf_map__max_entries(map));
+		else if (info.map_flags != bpf_map__map_flags(map))
+			snprintf(why, sizeof(why), "flags 0x%x pinned, 0x%x here", info.map_flags,
+				 bpf_map__map_flags(map));
+		if (!why[0] && !(abi_changed && !holds_live_state(id)))
+			continue;
+		if (holds_live_state(id)) {
+			bm_err("pinned map %s has another layout (%s) and holds live connection "
+			       "state: this upgrade cannot migrate it without cutting connections; "
+			       "run bpfmesh-agent --cleanup --node <node> in a maintenance window",
+			       path, why);
+			err = -EPROTO;
+			continue;
+		}
+		if (!dp->migrate[id]) {
+			dp->migrate[id] = 1;
+			dp->n_migrate++;
+			bm_info("map %s: %s: migrating to a new map filled from config", name,
+				why[0] ? why : "pins of another ABI");
+		}
+	}
+	return err;
+}
+
+int bm_dp_prepare(const struct bm_dp *dp, struct bpf_object *obj)
+{
+	char path[PATH_MAX + 64];
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj) {
+		int id = map_id_of(bpf_map__name(map));
+
+		if (id < 0 || !dp->migrate[id])
+			continue;
+		snprintf(path, sizeof(path), "%s/staging/%s", dp->pin_dir, bm_map_names[id]);
+		if (bpf_map__set_pin_path(map, path))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_maps_at(struct bm_dp *dp)
+{
+	char path[PATH_MAX + 64];
+
+	for (int i = 0; i < BM_MAP__MAX; i++) {
+		snprintf(path, sizeof(path), "%s/%s%s", dp->pin_dir, dp->migrate[i] ? "staging/" : "",
+			 bm_map_names[i]);
+		dp->map_fd[i] = bpf_obj_get(path);
+		if (dp->map_fd[i] < 0) {
+			int err = -errno;
+
+			bm_err("open pinned map %s: %s", path, strerror(errno));
+			return err;
+		}
+	}
+	return 0;
+}
+
 #define OPEN_SKEL(type, var)                                                          \
 	do {                                                                          \
 		var = type##__open_opts(&opts);                                       \
-		if (!var) {                                                           \
-			err = -errno;                                                 \
-			bm_err("open BPF object " #type ": %s", strerror(errno));     \
-			goto cleanup;                                                 \
+		if (!var || bm_dp_prepare(dp, var->obj)) {                            \
+			err = var ? -EINVAL : -errno;                                 \
+			bm_err("open BPF object " #type ": %s", strerror(-err));      \
+			goto fail;                                                    \
 		}                                                                     \
 	} while (0)
 
@@ -245,128 +274,160 @@ static int cgroup_level(const char *cg_path, uint32_t *level)
 	do {                                                                                  \
 		err = type##__load(var);                                                      \
 		if (err) {                                                                    \
-			bm_err("load BPF object " #type " (pins in %s): %s%s", dp->pin_dir,   \
-			       strerror(-err),                                                \
-			       err == -EINVAL ? " (a pinned map of another layout? run "      \
-						"bpfmesh-agent --cleanup)" :                  \
-						"");                                          \
-			goto cleanup;                                                         \
+			bm_err("load BPF object " #type " (pins in %s): %s", dp->pin_dir,     \
+			       strerror(-err));                                               \
+			goto fail;                                                            \
 		}                                                                             \
 	} while (0)
 
 int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char *cgroup_path)
 {
-	struct bm_sock_connect *connect = NULL;
-	struct bm_sock_udp *udp = NULL;
-	struct bm_sock_peer *peer = NULL;
-	struct bm_sockops *sockops = NULL;
-	struct bm_sk_msg *skmsg = NULL;
 	char probe[PATH_MAX + 16];
+	struct bm_dp_objs *o;
 	struct stat st;
 	uint32_t level = 0;
-	int cg_fd = -1, err;
+	int err;
 
+	memset(dp, 0, sizeof(*dp));
+	dp->cg_fd = -1;
 	for (int i = 0; i < BM_MAP__MAX; i++)
 		dp->map_fd[i] = -1;
-	dp->adopted = dp->links_adopted = 0;
 	err = bm_dp_pin_dir(dp->pin_dir, sizeof(dp->pin_dir), bpffs, node);
 	if (err)
 		return err;
 	err = bm_bpffs_ensure(bpffs);
 	if (err)
 		return err;
-	err = mkdir_p(dp->pin_dir);
+	snprintf(probe, sizeof(probe), "%s/staging", dp->pin_dir);
+	err = mkdir_p(probe);
 	if (err) {
-		bm_err("create %s: %s", dp->pin_dir, strerror(-err));
+		bm_err("create %s: %s", probe, strerror(-err));
 		return err;
 	}
+	/* Maps staged by a migration that never committed (the agent died): start afresh. */
+	DIR *stale = opendir(probe);
+	struct dirent *de;
+
+	while (stale && (de = readdir(stale))) {
+		char path[PATH_MAX + 300];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", probe, de->d_name);
+		unlink(path);
+	}
+	if (stale)
+		closedir(stale);
 	snprintf(probe, sizeof(probe), "%s/bm_svc", dp->pin_dir);
 	dp->adopted = access(probe, F_OK) == 0;
-
-	cg_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY);
-	if (cg_fd < 0 || fstat(cg_fd, &st)) {
+	dp->cg_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dp->cg_fd < 0 || fstat(dp->cg_fd, &st)) {
 		err = -errno;
 		bm_err("open cgroup %s: %s", cgroup_path, strerror(errno));
-		goto cleanup;
+		goto fail;
 	}
+	dp->cg_id = st.st_ino; /* the cgroup id on cgroup v2 */
 	err = cgroup_level(cgroup_path, &level);
 	if (err) {
 		bm_err("cgroup %s is not under a cgroup2 mount", cgroup_path);
-		goto cleanup;
+		goto fail;
+	}
+	o = dp->objs = calloc(1, sizeof(*o));
+	if (!o) {
+		err = -ENOMEM;
+		goto fail;
 	}
 
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dp->pin_dir);
-	OPEN_SKEL(bm_sock_connect, connect);
-	OPEN_SKEL(bm_sock_udp, udp);
-	OPEN_SKEL(bm_sock_peer, peer);
-	OPEN_SKEL(bm_sockops, sockops);
-	OPEN_SKEL(bm_sk_msg, skmsg);
+	o->connect = bm_sock_connect__open_opts(&opts);
+	if (!o->connect) {
+		err = -errno;
+		bm_err("open BPF object bm_sock_connect: %s", strerror(errno));
+		goto fail;
+	}
+	err = check_layout(dp, o->connect->obj);
+	if (err)
+		goto fail;
+	if (bm_dp_prepare(dp, o->connect->obj)) {
+		err = -EINVAL;
+		goto fail;
+	}
+	OPEN_SKEL(bm_sock_udp, o->udp);
+	OPEN_SKEL(bm_sock_peer, o->peer);
+	OPEN_SKEL(bm_sockops, o->sockops);
+	OPEN_SKEL(bm_sk_msg, o->skmsg);
 	/* Pods live at <node cgroup>/kubepods/pod<uid> (or one level deeper by QoS class). */
-	connect->rodata->bm_pod_level = level + 2;
-	udp->rodata->bm_pod_level = level + 2;
-	LOAD_SKEL(bm_sock_connect, connect);
-	LOAD_SKEL(bm_sock_udp, udp);
-	LOAD_SKEL(bm_sock_peer, peer);
-	LOAD_SKEL(bm_sockops, sockops);
-	LOAD_SKEL(bm_sk_msg, skmsg);
-
-	err = open_maps(dp);
+	o->connect->rodata->bm_pod_level = level + 2;
+	o->udp->rodata->bm_pod_level = level + 2;
+	LOAD_SKEL(bm_sock_connect, o->connect);
+	LOAD_SKEL(bm_sock_udp, o->udp);
+	LOAD_SKEL(bm_sock_peer, o->peer);
+	LOAD_SKEL(bm_sockops, o->sockops);
+	LOAD_SKEL(bm_sk_msg, o->skmsg);
+	err = open_maps_at(dp);
 	if (err)
-		goto cleanup;
-
-	/* The version record: refuse pins made by an agent with another ABI. */
-	struct bm_version meta = {};
-	__u32 zero = 0;
-
-	if (bpf_map_lookup_elem(dp->map_fd[BM_MAP_META], &zero, &meta) == 0 && meta.abi &&
-	    meta.abi != BM_ABI_VERSION) {
-		bm_err("pinned maps in %s have ABI %u, this agent has %u: run bpfmesh-agent --cleanup "
-		       "--node %s first",
-		       dp->pin_dir, meta.abi, BM_ABI_VERSION, node);
-		err = -EPROTO;
-		goto cleanup;
-	}
-	if (!meta.abi) {
-		meta.abi = BM_ABI_VERSION;
-		bpf_map_update_elem(dp->map_fd[BM_MAP_META], &zero, &meta, BPF_ANY);
-	}
-
-	err = attach_obj(dp, connect->obj, cg_fd, st.st_ino);
-	if (!err)
-		err = attach_obj(dp, udp->obj, cg_fd, st.st_ino);
-	if (!err)
-		err = attach_obj(dp, peer->obj, cg_fd, st.st_ino);
-	if (!err)
-		err = attach_obj(dp, sockops->obj, cg_fd, st.st_ino);
-	if (!err)
-		err = attach_sockmap_pinned(dp, skmsg->progs.bm_sk_msg);
-	if (!err)
-		bm_info("datapath %s: maps %s, programs %s on %s", dp->pin_dir,
-			dp->adopted ? "adopted" : "created",
-			dp->links_adopted ? "replaced in their links" : "attached", cgroup_path);
-cleanup:
-	/* Programs stay alive through their pinned links; maps through their pins and our fds. */
-	bm_sock_connect__destroy(connect);
-	bm_sock_udp__destroy(udp);
-	bm_sock_peer__destroy(peer);
-	bm_sockops__destroy(sockops);
-	bm_sk_msg__destroy(skmsg);
-	if (cg_fd >= 0)
-		close(cg_fd);
-	if (err)
-		bm_dp_close(dp);
+		goto fail;
+	return 0;
+fail:
+	bm_dp_close(dp);
 	return err;
+}
+
+int bm_dp_commit(struct bm_dp *dp)
+{
+	struct bm_dp_objs *o = dp->objs;
+	char from[PATH_MAX + 64], to[PATH_MAX + 64];
+	int err;
+
+	if (dp->committed || !o)
+		return 0;
+	err = bm_dp_attach_obj(dp, o->connect->obj, dp->cg_fd, dp->cg_id);
+	if (!err)
+		err = bm_dp_attach_obj(dp, o->udp->obj, dp->cg_fd, dp->cg_id);
+	if (!err)
+		err = bm_dp_attach_obj(dp, o->peer->obj, dp->cg_fd, dp->cg_id);
+	if (!err)
+		err = bm_dp_attach_obj(dp, o->sockops->obj, dp->cg_fd, dp->cg_id);
+	if (!err)
+		err = bm_dp_attach_sockmap(dp, o->skmsg->progs.bm_sk_msg);
+	if (err)
+		return err;
+	/* The links now run the new programs on the new maps: their pins replace the old ones,
+	 * and the old maps go with the last program that held them. */
+	for (int i = 0; i < BM_MAP__MAX; i++) {
+		if (!dp->migrate[i])
+			continue;
+		snprintf(from, sizeof(from), "%s/staging/%s", dp->pin_dir, bm_map_names[i]);
+		snprintf(to, sizeof(to), "%s/%s", dp->pin_dir, bm_map_names[i]);
+		if (rename(from, to)) {
+			bm_err("replace %s with the migrated map: %s", to, strerror(errno));
+			return -errno;
+		}
+		bm_info("map %s migrated", bm_map_names[i]);
+		dp->migrate[i] = 0;
+	}
+	dp->n_migrate = 0;
+	dp->committed = 1;
+	bm_info("datapath %s: maps %s, programs %s", dp->pin_dir,
+		dp->adopted ? "adopted" : "created",
+		dp->links_adopted ? "replaced in their links" : "attached");
+	/* Programs stay alive through their pinned links; maps through their pins and our fds. */
+	objs_free(dp->objs);
+	dp->objs = NULL;
+	return 0;
 }
 
 int bm_dp_open_maps(struct bm_dp *dp, const char *bpffs, const char *node)
 {
 	int err;
 
+	memset(dp, 0, sizeof(*dp));
+	dp->cg_fd = -1;
 	for (int i = 0; i < BM_MAP__MAX; i++)
 		dp->map_fd[i] = -1;
 	err = bm_dp_pin_dir(dp->pin_dir, sizeof(dp->pin_dir), bpffs, node);
 	if (!err)
-		err = open_maps(dp);
+		err = open_maps_at(dp);
 	if (err)
 		bm_dp_close(dp);
 	return err;
@@ -374,11 +435,24 @@ int bm_dp_open_maps(struct bm_dp *dp, const char *bpffs, const char *node)
 
 void bm_dp_close(struct bm_dp *dp)
 {
+	char path[PATH_MAX + 64];
+
 	for (int i = 0; i < BM_MAP__MAX; i++) {
 		if (dp->map_fd[i] >= 0)
 			close(dp->map_fd[i]);
 		dp->map_fd[i] = -1;
+		/* A migration that never committed: its staged maps are dropped. */
+		if (dp->migrate[i]) {
+			snprintf(path, sizeof(path), "%s/staging/%s", dp->pin_dir, bm_map_names[i]);
+			unlink(path);
+			dp->migrate[i] = 0;
+		}
 	}
+	objs_free(dp->objs);
+	dp->objs = NULL;
+	if (dp->cg_fd >= 0)
+		close(dp->cg_fd);
+	dp->cg_fd = -1;
 }
 
 int bm_dp_cleanup(const char *bpffs, const char *node)
@@ -400,7 +474,8 @@ int bm_dp_cleanup(const char *bpffs, const char *node)
 		while ((de = readdir(d))) {
 			int is_link = !strncmp(de->d_name, "link_", 5);
 
-			if (de->d_name[0] == '.' || is_link != (pass == 0))
+			if (de->d_name[0] == '.' || is_link != (pass == 0) ||
+			    !strcmp(de->d_name, "staging"))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 			if (unlink(path) && errno != ENOENT) {
@@ -410,6 +485,19 @@ int bm_dp_cleanup(const char *bpffs, const char *node)
 		}
 	}
 	closedir(d);
+	snprintf(path, sizeof(path), "%s/staging", dir);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX + 512];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		unlink(sub);
+	}
+	if (d)
+		closedir(d);
+	rmdir(path);
 	if (rmdir(dir) && errno != ENOENT) {
 		bm_err("remove %s: %s", dir, strerror(errno));
 		err = -errno;

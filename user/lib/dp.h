@@ -4,8 +4,8 @@
 #define BM_DP_H
 
 #include <limits.h>
-#include <stddef.h>
 #include <stdint.h>
+#include <stddef.h>
 
 #define BM_BPFFS_DEFAULT "/sys/fs/bpf"
 
@@ -26,24 +26,46 @@ enum bm_map_id {
 	BM_MAP_SOCKHASH,
 	BM_MAP_BYP,
 	BM_MAP_CFG,
+	BM_MAP_CT,
 	BM_MAP__MAX,
 };
 
 extern const char *const bm_map_names[BM_MAP__MAX];
 
+struct bm_dp_objs;
+struct bpf_object;
+
 struct bm_dp {
 	char pin_dir[PATH_MAX];   /* <bpffs>/bpfmesh/<node> */
-	int map_fd[BM_MAP__MAX];  /* opened from the pins; -1 when closed */
+	int map_fd[BM_MAP__MAX];  /* the maps the loaded programs use; -1 when closed */
 	int adopted;              /* maps existed before this agent started */
 	int links_adopted;        /* links existed and had their programs replaced */
+	/* An upgrade whose maps differ in layout from the pinned ones: such a map is created
+	 * fresh at <pin_dir>/staging/<name>, filled by the first apply, and renamed over the old
+	 * pin by bm_dp_commit, after the links got the new programs. */
+	unsigned char migrate[BM_MAP__MAX];
+	int n_migrate;
+	int committed;            /* programs attached (bm_dp_commit done) */
+	struct bm_dp_objs *objs;  /* programs loaded, until commit */
+	int cg_fd;
+	uint64_t cg_id;
 };
 
 /* Pin directory of a node. */
 int bm_dp_pin_dir(char *buf, size_t len, const char *bpffs, const char *node);
 
-/* Load and attach everything for node, attached to cgroup_path. Existing pins are reused
- * (maps) or updated in place with bpf_link_update (links): never detached. 0 or -errno. */
+/* Load the programs for node, reusing the pinned maps (a map whose layout changed is staged
+ * for migration when the agent can rebuild it from config; one holding live connection state
+ * is refused with a message naming it). Nothing is attached yet. 0 or -errno. */
 int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char *cgroup_path);
+
+/* Give another object (the TC programs) the same map pins before it is loaded. */
+int bm_dp_prepare(const struct bm_dp *dp, struct bpf_object *obj);
+
+/* Attach the programs to cgroup_path and bm_sockhash through pinned links, or swap them into
+ * the links an earlier agent pinned (never detached), then put migrated maps in place of the
+ * old pins. Call after the first apply filled the maps. 0 or -errno. */
+int bm_dp_commit(struct bm_dp *dp);
 
 /* Open the pinned maps only (for bpfmeshctl). 0 or -errno. */
 int bm_dp_open_maps(struct bm_dp *dp, const char *bpffs, const char *node);

@@ -158,7 +158,18 @@ static int sync_ifaces(struct bm_tc *tc, int update)
 
 int bm_tc_sync(struct bm_tc *tc)
 {
-	return sync_ifaces(tc, 0);
+	return tc->committed ? sync_ifaces(tc, 0) : 0;
+}
+
+int bm_tc_commit(struct bm_tc *tc)
+{
+	int err;
+
+	/* Links of a previous agent get our programs; missing ones are made. */
+	err = sync_ifaces(tc, 1);
+	tc->committed = 1;
+	bm_info("TC fallback on interfaces matching the patterns: %u links", tc->attached);
+	return err;
 }
 
 static int split_patterns(struct bm_tc *tc, const char *patterns)
@@ -196,7 +207,7 @@ int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns)
 	}
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dp->pin_dir);
 	tc->skel = bm_tc_nat__open_opts(&opts);
-	if (!tc->skel) {
+	if (!tc->skel || bm_dp_prepare(dp, tc->skel->obj)) {
 		err = -errno;
 		bm_err("open BPF object tc_nat: %s", strerror(errno));
 		goto fail;
@@ -212,10 +223,8 @@ int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns)
 		bm_err("rtnetlink link events: %s", strerror(errno));
 		goto fail;
 	}
-	/* Links of a previous agent get our programs; missing ones are made. */
-	err = sync_ifaces(tc, 1);
-	bm_info("TC fallback on interfaces matching \"%s\": %u links", patterns, tc->attached);
-	return err;
+	/* Attached at commit, with the rest of the datapath (now, if that is done already). */
+	return dp->committed ? bm_tc_commit(tc) : 0;
 fail:
 	bm_tc_close(tc);
 	return err;

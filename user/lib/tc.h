@@ -18,11 +18,14 @@ struct bm_tc {
 	size_t n_patterns;
 	struct mnl_socket *nl;     /* link events */
 	unsigned attached;         /* links made or adopted by the last sync */
+	int committed;             /* attached (bm_tc_commit done) */
 };
 
 /* Load the TC programs against dp's maps. patterns: comma-separated globs ("vp*,eth1").
- * 0 or -errno. */
+ * Attached at once when dp is committed, else by bm_tc_commit. 0 or -errno. */
 int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns);
+/* Attach (or adopt) the links on every matching interface. 0 or -errno. */
+int bm_tc_commit(struct bm_tc *tc);
 /* Attach to every matching interface that has no link yet, adopt pinned links (program
  * replaced in place), and drop the pins of interfaces that are gone. 0 or -errno. */
 int bm_tc_sync(struct bm_tc *tc);
