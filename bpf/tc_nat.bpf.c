@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TC fallback: clients the connect hook cannot see (a pod outside the mesh's cgroup) still
- * reach Service VIPs. On a pod's veth, packets from the pod to a VIP are rewritten to a backend
- * chosen with the same tables (DNAT, flow kept in bm_ct), replies to it back to the VIP. */
+/* TC fallback: clients the connect hook cannot see still reach Service VIPs. On a pod's veth
+ * (a pod outside the mesh's cgroup), packets to a VIP are rewritten to a backend chosen with the
+ * same tables (DNAT, flow kept in bm_ct) and replies back to the VIP; the node's own processes
+ * reach VIPs through bm_svc0, a device the agent routes them to, and are re-routed from there. */
 #include "lib/common.h"
 #include "lib/svc.h"
 
@@ -153,38 +154,82 @@ static __always_inline int bm_tc_new_flow(const struct bm_pkt *p, struct bm_ct_v
 	return 0;
 }
 
+/* Translate a packet to a VIP: 1 rewritten to *to, 0 not a service packet, -1 drop. */
+static __always_inline int bm_tc_dnat(struct __sk_buff *skb, struct bm_pkt *p, struct bm_ct_val *to)
+{
+	struct bm_ct_val *v;
+	int err;
+
+	if (bm_parse(skb, p))
+		return 0;
+	v = bpf_map_lookup_elem(&bm_ct, &p->k);
+	/* A flow is chosen once: by its first packet, or again when its entry was evicted
+	 * (a TCP segment that is not a SYN then reaches a backend that resets it). */
+	if (!v || p->syn_only) {
+		err = bm_tc_new_flow(p, to);
+		if (err > 0)
+			return 0; /* not a service address */
+		if (err < 0) {
+			/* Fails closed, as the connect hook refuses: nothing listens on a VIP. */
+			bm_count(BM_STAT_TC_DROP);
+			return -1;
+		}
+	} else {
+		*to = *v;
+	}
+	if (bm_rewrite(skb, p, 1, to->addr, to->port))
+		return -1;
+	bm_count(BM_STAT_TC_NAT);
+	return 1;
+}
+
 /* Ingress of the node side of a pod's veth: packets the pod sends. */
 SEC("tc")
 int bm_tc_from_pod(struct __sk_buff *skb)
 {
 	struct bm_pkt p = {};
-	struct bm_ct_val nv = {}, *v;
-	int err;
+	struct bm_ct_val to = {};
 
-	if (bm_parse(skb, &p))
-		return TC_ACT_OK;
-	v = bpf_map_lookup_elem(&bm_ct, &p.k);
-	/* A flow is chosen once: by its first packet, or again when its entry was evicted
-	 * (a TCP segment that is not a SYN then reaches a backend that resets it). */
-	if (!v || p.syn_only) {
-		err = bm_tc_new_flow(&p, &nv);
-		if (err > 0)
-			return TC_ACT_OK; /* not a service address */
-		if (err < 0) {
-			/* Fails closed, as the connect hook refuses: nothing listens on a VIP. */
-			bm_count(BM_STAT_TC_DROP);
-			return TC_ACT_SHOT;
-		}
-		v = &nv;
-	}
-	if (bm_rewrite(skb, &p, 1, v->addr, v->port))
-		return TC_ACT_SHOT;
-	bm_count(BM_STAT_TC_NAT);
-	return TC_ACT_OK;
+	return bm_tc_dnat(skb, &p, &to) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-/* Egress of the node side of a pod's veth: packets to the pod; replies of translated flows
- * get the VIP back as their source. */
+/* Egress of bm_svc0: the node's own processes reach VIPs through it (the agent routes every VIP
+ * there). Translated, the packet is routed again for its backend, as if it had come in on
+ * bm_svc0, and sent out of the interface that reaches it. */
+SEC("tc")
+int bm_tc_host_out(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup f = {};
+	struct bm_pkt p = {};
+	struct bm_ct_val to = {};
+	long rc;
+
+	if (bm_tc_dnat(skb, &p, &to) <= 0)
+		return TC_ACT_SHOT; /* nothing else is routed to bm_svc0 */
+	f.ifindex = skb->ifindex;
+	f.l4_protocol = p.k.proto;
+	f.sport = p.k.sport;
+	f.dport = to.port;
+	if (p.v4) {
+		f.family = AF_INET;
+		f.ipv4_src = bm_addr_to_v4(p.k.src);
+		f.ipv4_dst = bm_addr_to_v4(to.addr);
+	} else {
+		f.family = AF_INET6;
+		__builtin_memcpy(f.ipv6_src, p.k.src, 16);
+		__builtin_memcpy(f.ipv6_dst, to.addr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+		bm_count(BM_STAT_TC_DROP); /* no route to the backend (or it is on this host) */
+		return TC_ACT_SHOT;
+	}
+	return bpf_redirect_neigh(f.ifindex, 0, 0, 0);
+}
+
+/* Replies of translated flows get the VIP back as their source: on the egress of the node side
+ * of a pod's veth (packets to the pod), and on the ingress of the node's own interfaces
+ * (replies to the node's processes). */
 SEC("tc")
 int bm_tc_to_pod(struct __sk_buff *skb)
 {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -33,6 +34,7 @@
 #include "maglev.h"
 #include "tables.h"
 #include "tc.h"
+#include "tc_host.h"
 
 #define LB_SEED 0x5eedu /* BM_SRC_HASH_SEED of bpf/lib/lb.h */
 
@@ -255,6 +257,8 @@ static const char *const subsets_dr =
 	"metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
 	"  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
 
+static int host_routes; /* the host-path test: keep bm_svc0's routes in step on every apply */
+
 /* Load YAML docs (joined with ---), compile for node n1 and install. Returns config errors. */
 static size_t apply(const char *first, ...)
 {
@@ -287,6 +291,8 @@ static size_t apply(const char *first, ...)
 		bm_config_print_diags(c, stderr);
 	else
 		assert_int_equal(bm_install_apply(&in, &t, 1, &st, msg, sizeof(msg)), 0);
+	if (!errors && host_routes)
+		assert_int_equal(bm_host_routes_sync(&t), 0);
 	bm_tables_free(&t);
 	bm_catalog_free(&cat);
 	bm_config_free(c);
@@ -1138,7 +1144,7 @@ static void test_tc_path_and_connect_path(void **state)
 		system(cmd);
 		fail_msg("could not make the client namespace");
 	}
-	assert_int_equal(bm_tc_open(&tc, &dp, ifn), 0);
+	assert_int_equal(bm_tc_open(&tc, &dp, ifn, NULL), 0);
 	assert_int_equal(tc.attached, 2); /* ingress and egress of the pod's veth */
 	open_listeners(ls, 3);
 	nat0 = stat_sum(BM_STAT_TC_NAT);
@@ -1174,6 +1180,124 @@ static void test_tc_path_and_connect_path(void **state)
 	assert_int_equal(stat_sum(BM_STAT_TC_NEW) - new0, 5);
 	assert_true(stat_sum(BM_STAT_TC_NAT) - nat0 >= 5 * 3);
 	close_listeners(ls, 3);
+	bm_tc_close(&tc);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- TC fallback for the node's own processes (bm_svc0) ---- */
+
+/* In a child in namespace nsname: serve one connection on 10.244.9.2:8080 ("hi" -> "ok"). */
+static int backend_child(const char *nsname, int ready_fd)
+{
+	char path[128], buf[8];
+	int nsfd, lfd, fd, one = 1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(8080) };
+
+	snprintf(path, sizeof(path), "/run/netns/%s", nsname);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET))
+		return 10;
+	inet_pton(AF_INET, "10.244.9.2", &a.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 8))
+		return 11;
+	if (write(ready_fd, "r", 1) != 1)
+		return 12;
+	for (int i = 0; i < 3; i++) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+		if (poll(&p, 1, 5000) != 1)
+			return 13;
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0 || recv(fd, buf, sizeof(buf), 0) != 2 || send(fd, "ok", 2, 0) != 2)
+			return 14;
+		close(fd);
+	}
+	return 0;
+}
+
+/* In a child in this (node) namespace but outside the mesh cgroup: connect to the VIP. */
+static int host_client(void)
+{
+	char procs[PATH_MAX], pid[32], buf[8];
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(80) }, peer;
+	socklen_t plen = sizeof(peer);
+	int fd;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg_root);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write_str(procs, pid))
+		return 11;
+	inet_pton(AF_INET, "10.96.0.40", &vip.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (connect(fd, (struct sockaddr *)&vip, sizeof(vip)))
+		return 12;
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) || peer.sin_addr.s_addr != vip.sin_addr.s_addr)
+		return 13;
+	if (send(fd, "hi", 2, 0) != 2 || recv(fd, buf, sizeof(buf), 0) != 2 || memcmp(buf, "ok", 2))
+		return 14;
+	close(fd);
+	return 0;
+}
+
+static void test_tc_host_processes(void **state)
+{
+	const char *svc = "apiVersion: v1\nkind: Service\nmetadata: {name: hostsvc, namespace: default}\n"
+			  "spec:\n  clusterIP: 10.96.0.40\n  ports: [{name: http, port: 80, targetPort: 8080}]\n"
+			  "---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: hostsvc, namespace: default}\n"
+			  "subsets: [{addresses: [{ip: 10.244.9.2}], ports: [{name: http, port: 8080}]}]\n";
+	char ns[32], ifn[16], cmd[512], c;
+	int pipefd[2], status;
+	uint64_t new0;
+	struct bm_tc tc;
+	pid_t be;
+
+	(void)state;
+	snprintf(ns, sizeof(ns), "%s", tc_ns);
+	snprintf(ifn, sizeof(ifn), "vph%d", getpid() % 100000);
+	snprintf(cmd, sizeof(cmd),
+		 "ip netns add %s && ip link add %s type veth peer name eth0 netns %s && "
+		 "ip addr add 10.244.9.1/24 dev %s && ip link set %s up && "
+		 "ip -n %s link set lo up && ip -n %s addr add 10.244.9.2/24 dev eth0 && "
+		 "ip -n %s link set eth0 up && ip -n %s route add default via 10.244.9.1",
+		 ns, ifn, ns, ifn, ifn, ns, ns, ns, ns);
+	assert_int_equal(system(cmd), 0);
+	/* Host mode: bm_svc0 appears; the reverse path on the veth the backend is behind. */
+	assert_int_equal(bm_tc_open(&tc, &dp, NULL, ifn), 0);
+	assert_true(if_nametoindex("bm_svc0") > 0);
+	assert_int_equal(tc.attached, 2); /* bm_svc0 egress, and the veth's ingress */
+	host_routes = 1;
+	assert_int_equal(apply(pods_yaml, backend_svc, svc, NULL), 0);
+	assert_int_equal(system("ip route show dev bm_svc0 | grep -q '^10.96.0.40 proto 98'"), 0);
+	assert_int_equal(system("ip route show dev bm_svc0 | grep -q '^10.96.0.10 '"), 0);
+
+	assert_int_equal(pipe(pipefd), 0);
+	be = fork();
+	if (be == 0)
+		_exit(backend_child(ns, pipefd[1]));
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	new0 = stat_sum(BM_STAT_TC_NEW);
+	for (int i = 0; i < 3; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(host_client());
+		waitpid(pid, &status, 0);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0); /* reached the backend, saw only the VIP */
+	}
+	waitpid(be, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(stat_sum(BM_STAT_TC_NEW) - new0, 3);
+
+	/* A service that goes away takes its route with it. */
+	assert_int_equal(apply(pods_yaml, backend_svc, NULL), 0);
+	assert_int_not_equal(system("ip route show dev bm_svc0 | grep -q '^10.96.0.40 '"), 0);
+	host_routes = 0;
+	close(pipefd[0]);
+	close(pipefd[1]);
 	bm_tc_close(&tc);
 	snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
 	assert_int_equal(system(cmd), 0);
@@ -1219,6 +1343,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_bypass_reset, close_all),
 		cmocka_unit_test_teardown(test_bypass_mixed_and_switch, close_all),
 		cmocka_unit_test_teardown(test_tc_path_and_connect_path, close_all),
+		cmocka_unit_test_teardown(test_tc_host_processes, close_all),
 	};
 
 	struct CMUnitTest run[sizeof(tests) / sizeof(tests[0])];

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "tables.h"
+#include "tc_host.h"
 
 static const char *const qos_dirs[] = { "kubepods", "kubepods/burstable", "kubepods/besteffort" };
 
@@ -144,7 +145,7 @@ static int commit(struct bm_agent *a)
 		return 0;
 	}
 	err = bm_dp_commit(&a->dp);
-	if (!err && a->tc_ifaces)
+	if (!err && (a->tc_ifaces || a->tc_host_ifaces))
 		err = bm_tc_commit(&a->tc);
 	if (err)
 		bm_err("attaching the datapath failed: %s", strerror(-err));
@@ -224,6 +225,10 @@ int bm_agent_apply(struct bm_agent *a)
 		t.n_route, st.new_routes, st.wl_total, st.src_total,
 		(unsigned long long)st.duration_ns / 1000);
 	write_services(a, &t);
+	/* The node's own processes: every service address routed to bm_svc0. */
+	if (a->tc_host_ifaces && bm_host_routes_sync(&t))
+		bm_warn("the node's own processes may not reach every service (routes to %s)",
+			BM_SVC_DEV);
 	if (commit(a)) {
 		rc = -2;
 		goto cleanup;
@@ -267,8 +272,8 @@ int bm_agent_start(struct bm_agent *a)
 		bm_dp_close(&a->dp);
 		return err;
 	}
-	if (a->tc_ifaces) {
-		err = bm_tc_open(&a->tc, &a->dp, a->tc_ifaces);
+	if (a->tc_ifaces || a->tc_host_ifaces) {
+		err = bm_tc_open(&a->tc, &a->dp, a->tc_ifaces, a->tc_host_ifaces);
 		if (err) {
 			bm_install_free(&a->in);
 			bm_dp_close(&a->dp);
@@ -281,7 +286,7 @@ int bm_agent_start(struct bm_agent *a)
 void bm_agent_stop(struct bm_agent *a)
 {
 	/* The datapath stays: links and maps are pinned and keep serving without us. */
-	if (a->tc_ifaces)
+	if (a->tc_ifaces || a->tc_host_ifaces)
 		bm_tc_close(&a->tc);
 	bm_install_free(&a->in);
 	bm_dp_close(&a->dp);

@@ -23,7 +23,8 @@ struct bm_agent {
 	int unresolved_pods;       /* local pods whose cgroup was not found at the last apply */
 	int ready;
 	int no_sockmap;            /* --no-sockmap */
-	const char *tc_ifaces;     /* --tc-ifaces: NULL = no TC fallback */
+	const char *tc_ifaces;     /* --tc-ifaces: pod veths, NULL = none */
+	const char *tc_host_ifaces; /* --tc-host-ifaces: the node's interfaces, NULL = none */
 	struct bm_tc tc;
 };
 

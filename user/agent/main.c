@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "tc_host.h"
 
 #define DEBOUNCE_MS 20 /* quiet time after a change before reading the directory */
 
@@ -34,6 +35,8 @@ static void usage(FILE *fp)
 		"  --no-sockmap       no same-node bypass (sockops/sk_msg), whatever the config says\n"
 		"  --tc-ifaces LIST   TC fallback (per-packet VIP translation) on the interfaces whose\n"
 		"                     names match these comma-separated globs, e.g. 'vp*' (pod veths)\n"
+		"  --tc-host-ifaces LIST  the node's own processes reach VIPs too: every VIP routed to\n"
+		"                     bm_svc0, replies translated back on these interfaces ('cni0,ul0')\n"
 		"  --once             apply once and exit (the datapath stays)\n");
 }
 
@@ -91,7 +94,8 @@ static int run(struct bm_agent *a, int once)
 	struct itimerspec every = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 
 	timerfd_settime(tick, 0, &every, NULL);
-	int fds[] = { sfd, ino, deb, tick, a->tc_ifaces ? bm_tc_event_fd(&a->tc) : -1 };
+	int use_tc = a->tc_ifaces || a->tc_host_ifaces;
+	int fds[] = { sfd, ino, deb, tick, use_tc ? bm_tc_event_fd(&a->tc) : -1 };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (fds[i] < 0)
@@ -147,7 +151,7 @@ static int run(struct bm_agent *a, int once)
 			} else if (fd == deb) {
 				if (read(deb, &ticks, sizeof(ticks)) > 0 && bm_agent_apply(a) == -2)
 					goto cleanup;
-			} else if (a->tc_ifaces && fd == bm_tc_event_fd(&a->tc)) {
+			} else if (use_tc && fd == bm_tc_event_fd(&a->tc)) {
 				bm_tc_on_event(&a->tc);
 			} else if (fd == tick) {
 				if (read(tick, &ticks, sizeof(ticks)) <= 0)
@@ -190,6 +194,7 @@ int main(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' },
 		{ "no-sockmap", no_argument, NULL, 'S' },
 		{ "tc-ifaces", required_argument, NULL, 'T' },
+		{ "tc-host-ifaces", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -209,6 +214,7 @@ int main(int argc, char **argv)
 		case 'o': once = 1; break;
 		case 'S': a.no_sockmap = 1; break;
 		case 'T': a.tc_ifaces = optarg; break;
+		case 'H': a.tc_host_ifaces = optarg; break;
 		case 'l':
 			if (bm_log_parse_level(optarg, &bm_log_level)) {
 				fprintf(stderr, "bpfmesh-agent: unknown log level %s\n", optarg);
@@ -232,6 +238,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		int err = bm_dp_cleanup(a.bpffs, a.node);
+
+		/* bm_svc0 of this network namespace, with our routes, if host mode made it. */
+		if (bm_host_dev_remove())
+			fprintf(stderr, "bpfmesh-agent: could not remove %s\n", BM_SVC_DEV);
 
 		if (err) {
 			fprintf(stderr, "bpfmesh-agent: cleanup of node %s: %s\n", a.node,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tc_host.h"
 #include "tc_nat.skel.h"
 
 /* Kernel ABI values newer than the system's 6.1 UAPI headers (tcx: 6.6). */
@@ -24,23 +25,50 @@
 #define BM_TCX_EGRESS 47
 #define BM_LINK_TYPE_TCX 11
 
+/* The kinds of attachment (d indexes this table): pod veths get translation on ingress and
+ * its reverse on egress; the node's own interfaces the reverse on ingress; bm_svc0 the
+ * translation and re-routing of the node's own processes' packets on egress. */
+enum { K_POD_IN, K_POD_OUT, K_HOST_IN, K_SVC_OUT, K__MAX };
+
 static const struct {
 	const char *tag;
 	unsigned attach_type;
-} dirs[] = { { "in", BM_TCX_INGRESS }, { "out", BM_TCX_EGRESS } };
+} dirs[K__MAX] = {
+	[K_POD_IN] = { "in", BM_TCX_INGRESS },
+	[K_POD_OUT] = { "out", BM_TCX_EGRESS },
+	[K_HOST_IN] = { "hin", BM_TCX_INGRESS },
+	[K_SVC_OUT] = { "svc", BM_TCX_EGRESS },
+};
 
 static int prog_fd(const struct bm_tc *tc, int d)
 {
-	return bpf_program__fd(d == 0 ? tc->skel->progs.bm_tc_from_pod :
-					tc->skel->progs.bm_tc_to_pod);
+	const struct bpf_program *p = d == K_POD_IN  ? tc->skel->progs.bm_tc_from_pod :
+				      d == K_SVC_OUT ? tc->skel->progs.bm_tc_host_out :
+						       tc->skel->progs.bm_tc_to_pod;
+
+	return bpf_program__fd(p);
 }
 
-static int matches(const struct bm_tc *tc, const char *ifname)
+static int any_match(char *const *pats, size_t n, const char *ifname)
 {
-	for (size_t i = 0; i < tc->n_patterns; i++)
-		if (!fnmatch(tc->patterns[i], ifname, 0))
+	for (size_t i = 0; i < n; i++)
+		if (!fnmatch(pats[i], ifname, 0))
 			return 1;
 	return 0;
+}
+
+/* Does attachment kind d belong on ifname? */
+static int matches(const struct bm_tc *tc, int d, const char *ifname)
+{
+	switch (d) {
+	case K_POD_IN:
+	case K_POD_OUT:
+		return any_match(tc->patterns, tc->n_patterns, ifname);
+	case K_HOST_IN:
+		return any_match(tc->host_patterns, tc->n_host_patterns, ifname);
+	default:
+		return tc->n_host_patterns && !strcmp(ifname, BM_SVC_DEV);
+	}
 }
 
 static void pin_path(const struct bm_tc *tc, int d, const char *ifname, char *buf, size_t len)
@@ -118,7 +146,7 @@ static void drop_stale(struct bm_tc *tc)
 	if (!dir)
 		return;
 	while ((de = readdir(dir))) {
-		for (int d = 0; d < 2; d++) {
+		for (int d = 0; d < K__MAX; d++) {
 			char prefix[32];
 
 			snprintf(prefix, sizeof(prefix), "link_tc_%s_", dirs[d].tag);
@@ -138,9 +166,9 @@ static int sync_ifaces(struct bm_tc *tc, int update)
 		return -errno;
 	tc->attached = 0;
 	for (i = ifs; i->if_index; i++) {
-		if (!matches(tc, i->if_name))
-			continue;
-		for (int d = 0; d < 2; d++) {
+		for (int d = 0; d < K__MAX; d++) {
+			if (!matches(tc, d, i->if_name))
+				continue;
 			if (check_pin(tc, d, i->if_name, update)) {
 				tc->attached++;
 				continue;
@@ -172,37 +200,49 @@ int bm_tc_commit(struct bm_tc *tc)
 	return err;
 }
 
-static int split_patterns(struct bm_tc *tc, const char *patterns)
+static int split_patterns(char ***out, size_t *n, const char *patterns)
 {
-	char *copy = strdup(patterns), *save = NULL;
+	char *copy, *save = NULL;
 
+	if (!patterns)
+		return 0;
+	copy = strdup(patterns);
 	if (!copy)
 		return -ENOMEM;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		char **v = realloc(tc->patterns, (tc->n_patterns + 1) * sizeof(*v));
+		char **v = realloc(*out, (*n + 1) * sizeof(*v));
 
-		if (!v || !(v[tc->n_patterns] = strdup(t))) {
+		if (!v || !(v[*n] = strdup(t))) {
 			if (v)
-				tc->patterns = v;
+				*out = v;
 			free(copy);
 			return -ENOMEM;
 		}
-		tc->patterns = v;
-		tc->n_patterns++;
+		*out = v;
+		(*n)++;
 	}
 	free(copy);
-	return tc->n_patterns ? 0 : -EINVAL;
+	return *n ? 0 : -EINVAL;
 }
 
-int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns)
+int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns,
+	       const char *host_patterns)
 {
 	int err;
 
 	memset(tc, 0, sizeof(*tc));
 	tc->dp = dp;
-	err = split_patterns(tc, patterns);
+	err = split_patterns(&tc->patterns, &tc->n_patterns, patterns);
+	if (!err)
+		err = split_patterns(&tc->host_patterns, &tc->n_host_patterns, host_patterns);
 	if (err) {
-		bm_err("--tc-ifaces \"%s\": no interface pattern", patterns);
+		bm_err("--tc-ifaces \"%s\" / --tc-host-ifaces \"%s\": no interface pattern",
+		       patterns ? patterns : "", host_patterns ? host_patterns : "");
+		goto fail;
+	}
+	/* The node's own processes reach VIPs through bm_svc0. */
+	if (tc->n_host_patterns && bm_host_dev_ensure()) {
+		err = -EIO;
 		goto fail;
 	}
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dp->pin_dir);
@@ -263,5 +303,8 @@ void bm_tc_close(struct bm_tc *tc)
 	for (size_t i = 0; i < tc->n_patterns; i++)
 		free(tc->patterns[i]);
 	free(tc->patterns);
+	for (size_t i = 0; i < tc->n_host_patterns; i++)
+		free(tc->host_patterns[i]);
+	free(tc->host_patterns);
 	memset(tc, 0, sizeof(*tc));
 }

@@ -14,16 +14,21 @@ struct mnl_socket;
 struct bm_tc {
 	const struct bm_dp *dp;
 	struct bm_tc_nat *skel;    /* programs; maps reused from the node's pins */
-	char **patterns;           /* fnmatch patterns of interface names */
+	char **patterns;           /* fnmatch patterns of pod veths */
 	size_t n_patterns;
+	char **host_patterns;      /* the node's own interfaces (replies to its processes) */
+	size_t n_host_patterns;
 	struct mnl_socket *nl;     /* link events */
 	unsigned attached;         /* links made or adopted by the last sync */
 	int committed;             /* attached (bm_tc_commit done) */
 };
 
-/* Load the TC programs against dp's maps. patterns: comma-separated globs ("vp*,eth1").
- * Attached at once when dp is committed, else by bm_tc_commit. 0 or -errno. */
-int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns);
+/* Load the TC programs against dp's maps. patterns: comma-separated globs of pod veths
+ * ("vp*"); host_patterns: the node's own interfaces replies come in on ("cni0,eth0"), which
+ * also turns on bm_svc0 for the node's own processes. Either may be NULL. Attached at once when
+ * dp is committed, else by bm_tc_commit. 0 or -errno. */
+int bm_tc_open(struct bm_tc *tc, const struct bm_dp *dp, const char *patterns,
+	       const char *host_patterns);
 /* Attach (or adopt) the links on every matching interface. 0 or -errno. */
 int bm_tc_commit(struct bm_tc *tc);
 /* Attach to every matching interface that has no link yet, adopt pinned links (program
