@@ -136,7 +136,7 @@ static __always_inline int bm_tc_new_flow(const struct bm_pkt *p, struct bm_ct_v
 		return err;
 
 	struct bm_ct_key rk = {};
-	struct bm_ct_val rv = { .port = p->k.dport, .backend_id = pick.backend_id };
+	struct bm_ct_val rv = { .port = p->k.dport, .reverse = 1, .backend_id = pick.backend_id };
 
 	__builtin_memcpy(out->addr, pick.addr, 16);
 	out->port = pick.port;

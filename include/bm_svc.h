@@ -171,7 +171,8 @@ struct bm_ct_key {
 struct bm_ct_val {
 	__u8 addr[16];
 	__be16 port;
-	__u8 pad[2];
+	__u8 reverse;   /* 1: a reply entry, addr:port replaces the source */
+	__u8 pad;
 	__u32 backend_id;
 };
 

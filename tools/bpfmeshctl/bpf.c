@@ -354,6 +354,51 @@ static int dump_srcroutes(struct bm_dp *dp)
 	return 0;
 }
 
+static int dump_ct(struct bm_dp *dp)
+{
+	struct bm_ct_key k, *prev = NULL;
+	size_t n = 0;
+
+	printf("%-6s %-46s %-46s %s\n", "PROTO", "SOURCE", "DESTINATION", "REWRITTEN TO");
+	while (!bpf_map_get_next_key(dp->map_fd[BM_MAP_CT], prev, &k)) {
+		struct bm_ct_val v;
+		char a[96], b[96], c[96];
+
+		prev = &k;
+		if (bpf_map_lookup_elem(dp->map_fd[BM_MAP_CT], &k, &v))
+			continue;
+		fmt_hostport(k.src, k.sport, a, sizeof(a));
+		fmt_hostport(k.dst, k.dport, b, sizeof(b));
+		fmt_hostport(v.addr, v.port, c, sizeof(c));
+		printf("%-6s %-46s %-46s %s %s\n", k.proto == 17 ? "UDP" : "TCP", a, b,
+		       v.reverse ? "src" : "dst", c);
+		n++;
+	}
+	printf("%zu entries (two per flow)\n", n);
+	return 0;
+}
+
+static int dump_bypass(struct bm_dp *dp)
+{
+	struct bm_sockkey k, *prev = NULL;
+	static const char *const st[] = { "undecided", "redirect", "tcp", "await" };
+
+	printf("%-46s %-46s %s\n", "LOCAL", "REMOTE", "STATE");
+	while (!bpf_map_get_next_key(dp->map_fd[BM_MAP_BYP], prev, &k)) {
+		__u32 v = 0;
+		char a[96], b[96];
+		__be16 lp = htons((uint16_t)k.local_port), rp = htons((uint16_t)k.remote_port);
+
+		prev = &k;
+		if (bpf_map_lookup_elem(dp->map_fd[BM_MAP_BYP], &k, &v))
+			continue;
+		fmt_hostport(k.local, lp, a, sizeof(a));
+		fmt_hostport(k.remote, rp, b, sizeof(b));
+		printf("%-46s %-46s %s\n", a, b, v < 4 ? st[v] : "?");
+	}
+	return 0;
+}
+
 static int dump_stats(struct bm_dp *dp)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -397,7 +442,7 @@ int bm_ctl_bpf(struct bm_ctl *ctl, int argc, char **argv)
 
 	if (argc < 1) {
 		fprintf(stderr, "bpfmeshctl bpf: which table? services, backends, sets, routes, "
-				"workloads, srcroutes, stats, meta\n");
+				"workloads, srcroutes, ct, bypass, stats, meta\n");
 		return 2;
 	}
 	if (pick_node(ctl, node, sizeof(node)))
@@ -421,6 +466,10 @@ int bm_ctl_bpf(struct bm_ctl *ctl, int argc, char **argv)
 		rc = dump_srcroutes(&dp);
 	else if (!strcmp(argv[0], "stats"))
 		rc = dump_stats(&dp);
+	else if (!strcmp(argv[0], "ct"))
+		rc = dump_ct(&dp);
+	else if (!strcmp(argv[0], "bypass"))
+		rc = dump_bypass(&dp);
 	else if (!strcmp(argv[0], "meta"))
 		rc = dump_meta(&dp);
 	else {

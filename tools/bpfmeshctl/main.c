@@ -19,6 +19,8 @@ static void usage(FILE *fp)
 		    "  bpf routes        weighted routes over sets\n"
 		    "  bpf workloads     local pods the hooks recognise (cgroup id -> workload)\n"
 		    "  bpf srcroutes     per-caller routes (VirtualService sourceLabels)\n"
+		    "  bpf ct            flows the TC fallback translated\n"
+		    "  bpf bypass        sockets of the same-node bypass and their state\n"
 		    "  bpf stats         datapath counters\n"
 		    "  bpf meta          version record of the pins\n"
 		    "  version           versions of this build\n"
