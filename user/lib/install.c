@@ -283,8 +283,9 @@ int bm_install_init(struct bm_installer *in, struct bm_dp *dp)
 	in->ring = calloc(BM_MAGLEV_M, sizeof(*in->ring));
 	if (!in->ring || pool_init(&in->be_ids, BM_MAX_BACKENDS) ||
 	    pool_init(&in->set_ids, BM_MAX_SETS) || pool_init(&in->route_ids, BM_MAX_ROUTES) ||
-	    pool_init(&in->maglev_ids, BM_MAX_MAGLEV) || pool_init(&in->svc_ids, 1u << 24) ||
-	    pool_init(&in->wl_ids, 1u << 24)) {
+	    /* service and workload ids: 4x the entries, room for those in quarantine */
+	    pool_init(&in->maglev_ids, BM_MAX_MAGLEV) || pool_init(&in->svc_ids, 4 * BM_MAX_SVC) ||
+	    pool_init(&in->wl_ids, 4 * BM_MAX_WORKLOADS)) {
 		bm_install_free(in);
 		return -ENOMEM;
 	}
