@@ -3,6 +3,7 @@
 #   make SAN=1      the same userspace built with -fsanitize=address,undefined
 #   make tests      unit and BPF test binaries (cmocka)
 #   make fuzz       libFuzzer targets (clang)
+#   make bench      the data-plane benchmark (bench/run.sh); make bench-smoke: ~30 s check
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -133,6 +134,13 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURC
 $(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard user/lib/*.h include/*.h) | $(SKELS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+
+# The data-plane benchmark (bench/README.md, docs/bench.md): every model side by side.
+.PHONY: bench bench-smoke
+bench: all
+	bench/run.sh
+bench-smoke: all
+	bench/run.sh --smoke
 
 clean:
 	rm -rf $(OUT)

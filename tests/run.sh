@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test layer against the built tree and prints one summary; exit non-zero on any
-# failure. Layers: unit, bpf (both also under ASan+UBSan), echo, lab, e2e, fuzz (short runs).
+# failure. Layers: unit, bpf (both also under ASan+UBSan), echo, lab, e2e, bench (smoke), fuzz.
 # Usage: tests/run.sh [layer ...]   (default: all)
 set -u
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ OUT=$ROOT/.output
 LOGDIR=${BM_TEST_LOGS:-$OUT/test-logs}
 mkdir -p "$LOGDIR"
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit bpf echo lab e2e fuzz)
+[ ${#layers[@]} -gt 0 ] || layers=(unit bpf echo lab e2e bench fuzz)
 
 declare -a results=()
 failed=0
@@ -59,6 +59,9 @@ for layer in "${layers[@]}"; do
 			run "e2e/$(basename "$t" .sh)" timeout 900 "$t"
 			run "e2e/$(basename "$t" .sh)-san" env BM_SAN=1 timeout 900 "$t"
 		done ;;
+	bench)
+		# The benchmark's smoke run: every scenario must carry traffic (no figures judged).
+		[ -x tests/bench/run.sh ] && run bench/smoke timeout 1300 tests/bench/run.sh ;;
 	fuzz)
 		for f in "$OUT"/fuzz/fuzz_*; do
 			[ -x "$f" ] || continue
