@@ -34,10 +34,7 @@ bool bm_host_match(const char *pattern, const char *host)
 
 static const struct bm_cat_svc *find_exact(const struct bm_catalog *cat, const char *host)
 {
-	for (size_t i = 0; i < cat->n_svcs; i++)
-		if (!strcmp(cat->svcs[i].host, host))
-			return &cat->svcs[i];
-	return NULL;
+	return bm_cat_by_host(cat, host);
 }
 
 const struct bm_cat_svc *bm_catalog_find(const struct bm_catalog *cat, const char *host,
@@ -86,59 +83,60 @@ const struct bm_cat_port *bm_cat_port_find(const struct bm_cat_svc *s, uint16_t 
 	return NULL;
 }
 
-/* How well a resource's host (as written in its namespace) names svc: 3 exact, 2 by the
- * Kubernetes short forms, 1 by wildcard (longer wildcards win through the caller), 0 not. */
-static int host_rank(const struct bm_catalog *cat, const char *host, const char *ns,
-		     const struct bm_cat_svc *svc)
+/* Each service's best DestinationRule and mesh VirtualService, found in one pass over the
+ * rules: a host names its service exactly (the rank is highest), by the Kubernetes short forms,
+ * or by a wildcard (longer wildcards rank higher). Among equals, a DestinationRule in the
+ * service's own namespace, then in the root namespace, then the first in file order wins;
+ * later equals are reported. */
+struct binding {
+	int rank, pref;
+};
+
+#define RANK_EXACT 100003
+#define RANK_SHORT 100002
+#define RANK_WILDCARD(h) (1000 + (int)strlen(h))
+
+/* Call fn(svc index, rank) for every service host names, written in namespace ns. */
+static void for_host(struct bm_catalog *cat, const char *host, const char *ns,
+		     void (*fn)(struct bm_catalog *, size_t, int, const void *), const void *rule)
 {
 	char *fqdn = bm_host_fqdn(host, ns);
-	int r = 0;
+	const struct bm_cat_svc *s;
 
 	if (!fqdn)
-		return 0;
-	if (!strcmp(fqdn, svc->host))
-		r = 3;
-	else if (fqdn[0] == '*' && bm_host_match(fqdn, svc->host))
-		r = 1;
-	else if (bm_catalog_find(cat, host, ns) == svc)
-		r = 2;
+		return;
+	if (fqdn[0] == '*') {
+		for (size_t i = 0; i < cat->n_svcs; i++)
+			if (bm_host_match(fqdn, cat->svcs[i].host))
+				fn(cat, i, RANK_WILDCARD(fqdn), rule);
+	} else if ((s = find_exact(cat, fqdn))) {
+		fn(cat, (size_t)(s - cat->svcs), RANK_EXACT, rule);
+	} else if ((s = bm_catalog_find(cat, host, ns))) {
+		fn(cat, (size_t)(s - cat->svcs), RANK_SHORT, rule);
+	}
 	free(fqdn);
-	return r;
 }
 
-/* DestinationRule for a service: the best host match; among equals, one in the service's own
- * namespace, then the root namespace, then the first in file order. Later equals are reported. */
-static void bind_dr(struct bm_catalog *cat, struct bm_cat_svc *svc)
+static struct binding *bind_state; /* per service, while binding (not reentrant: one config at a time) */
+
+static void offer_dr(struct bm_catalog *cat, size_t i, int rank, const void *rule)
 {
-	struct bm_config *c = cat->cfg;
-	const struct bm_destination_rule *best = NULL;
-	int best_rank = 0, best_pref = 0;
+	const struct bm_destination_rule *dr = rule;
+	struct bm_cat_svc *svc = &cat->svcs[i];
+	struct binding *b = &bind_state[i];
+	int pref = !strcmp(dr->meta.ns, svc->ns) ? 3 : !strcmp(dr->meta.ns, BM_ROOT_NS) ? 2 : 1;
 
-	for (size_t i = 0; i < c->n_destination_rules; i++) {
-		const struct bm_destination_rule *dr = &c->destination_rules[i];
-		int rank = host_rank(cat, dr->host, dr->meta.ns, svc);
-		int pref;
-
-		if (!rank)
-			continue;
-		if (rank == 1)
-			rank = 1000 + (int)strlen(dr->host); /* longest wildcard first */
-		else
-			rank = 100000 + rank;
-		pref = !strcmp(dr->meta.ns, svc->ns) ? 3 : !strcmp(dr->meta.ns, BM_ROOT_NS) ? 2 : 1;
-		if (rank > best_rank || (rank == best_rank && pref > best_pref)) {
-			best = dr;
-			best_rank = rank;
-			best_pref = pref;
-		} else if (rank == best_rank && pref == best_pref && best) {
-			bm_config_diag(c, BM_DIAG_WARNING, &dr->meta.loc,
-				       "DestinationRule %s/%s: host %s already has DestinationRule "
-				       "%s/%s (%s:%d); this one is ignored for it",
-				       dr->meta.ns, dr->meta.name, svc->host, best->meta.ns,
-				       best->meta.name, best->meta.loc.file, best->meta.loc.line);
-		}
+	if (rank > b->rank || (rank == b->rank && pref > b->pref)) {
+		svc->dr = dr;
+		b->rank = rank;
+		b->pref = pref;
+	} else if (rank == b->rank && pref == b->pref && svc->dr && svc->dr != dr) {
+		bm_config_diag(cat->cfg, BM_DIAG_WARNING, &dr->meta.loc,
+			       "DestinationRule %s/%s: host %s already has DestinationRule "
+			       "%s/%s (%s:%d); this one is ignored for it",
+			       dr->meta.ns, dr->meta.name, svc->host, svc->dr->meta.ns,
+			       svc->dr->meta.name, svc->dr->meta.loc.file, svc->dr->meta.loc.line);
 	}
-	svc->dr = best;
 }
 
 static bool vs_is_mesh(const struct bm_virtual_service *vs)
@@ -151,42 +149,54 @@ static bool vs_is_mesh(const struct bm_virtual_service *vs)
 	return false;
 }
 
-static void bind_vs(struct bm_catalog *cat, struct bm_cat_svc *svc)
+/* A VirtualService's hosts may name one service twice: keep its best rank (pref 1 marks "this
+ * VirtualService holds it"; ties with another VirtualService are reported once it is done). */
+static void offer_vs(struct bm_catalog *cat, size_t i, int rank, const void *rule)
+{
+	struct bm_cat_svc *svc = &cat->svcs[i];
+	struct binding *b = &bind_state[i];
+
+	if (svc->vs == rule) {
+		if (rank > b->rank)
+			b->rank = rank;
+		return;
+	}
+	if (rank > b->rank) {
+		svc->vs = rule;
+		b->rank = rank;
+	} else if (rank == b->rank && svc->vs) {
+		const struct bm_virtual_service *vs = rule;
+
+		bm_config_diag(cat->cfg, BM_DIAG_WARNING, &vs->meta.loc,
+			       "VirtualService %s/%s: host %s is already routed by "
+			       "VirtualService %s/%s (%s:%d); this one is ignored for it",
+			       vs->meta.ns, vs->meta.name, svc->host, svc->vs->meta.ns,
+			       svc->vs->meta.name, svc->vs->meta.loc.file, svc->vs->meta.loc.line);
+	}
+}
+
+static int bind_rules(struct bm_catalog *cat)
 {
 	struct bm_config *c = cat->cfg;
-	const struct bm_virtual_service *best = NULL;
-	int best_rank = 0;
 
+	bind_state = calloc(cat->n_svcs ? cat->n_svcs : 1, sizeof(*bind_state));
+	if (!bind_state)
+		return -1;
+	for (size_t i = 0; i < c->n_destination_rules; i++)
+		for_host(cat, c->destination_rules[i].host, c->destination_rules[i].meta.ns, offer_dr,
+			 &c->destination_rules[i]);
+	memset(bind_state, 0, (cat->n_svcs ? cat->n_svcs : 1) * sizeof(*bind_state));
 	for (size_t i = 0; i < c->n_virtual_services; i++) {
 		const struct bm_virtual_service *vs = &c->virtual_services[i];
-		int rank = 0;
 
 		if (!vs_is_mesh(vs))
 			continue;
-		for (size_t h = 0; h < vs->n_hosts; h++) {
-			int r = host_rank(cat, vs->hosts[h], vs->meta.ns, svc);
-
-			if (r == 1)
-				r = 1000 + (int)strlen(vs->hosts[h]);
-			else if (r)
-				r = 100000 + r;
-			if (r > rank)
-				rank = r;
-		}
-		if (!rank)
-			continue;
-		if (rank > best_rank) {
-			best = vs;
-			best_rank = rank;
-		} else if (rank == best_rank) {
-			bm_config_diag(c, BM_DIAG_WARNING, &vs->meta.loc,
-				       "VirtualService %s/%s: host %s is already routed by "
-				       "VirtualService %s/%s (%s:%d); this one is ignored for it",
-				       vs->meta.ns, vs->meta.name, svc->host, best->meta.ns,
-				       best->meta.name, best->meta.loc.file, best->meta.loc.line);
-		}
+		for (size_t h = 0; h < vs->n_hosts; h++)
+			for_host(cat, vs->hosts[h], vs->meta.ns, offer_vs, vs);
 	}
-	svc->vs = best;
+	free(bind_state);
+	bind_state = NULL;
+	return 0;
 }
 
 /* A route must name a host, subset and port that exist: otherwise the update is rejected. */
@@ -255,14 +265,14 @@ int bm_catalog_build(struct bm_catalog *cat, struct bm_config *cfg)
 {
 	memset(cat, 0, sizeof(*cat));
 	cat->cfg = cfg;
-	if (bm_cat_add_services(cat) || bm_cat_add_service_entries(cat))
+	if (bm_cat_index_config(cat) || bm_cat_add_services(cat) ||
+	    bm_cat_add_service_entries(cat))
 		return -1;
-	for (size_t i = 0; i < cat->n_svcs; i++) {
+	for (size_t i = 0; i < cat->n_svcs; i++)
 		if (bm_cat_collect_endpoints(cat, &cat->svcs[i]))
 			return -1;
-		bind_dr(cat, &cat->svcs[i]);
-		bind_vs(cat, &cat->svcs[i]);
-	}
+	if (bind_rules(cat))
+		return -1;
 	check_references(cat);
 	return 0;
 }
@@ -275,5 +285,6 @@ void bm_catalog_free(struct bm_catalog *cat)
 		free(cat->svcs[i].eps);
 	}
 	free(cat->svcs);
+	bm_cat_index_free(cat->idx);
 	memset(cat, 0, sizeof(*cat));
 }

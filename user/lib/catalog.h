@@ -46,10 +46,13 @@ struct bm_cat_svc {
 	struct bm_loc loc;
 };
 
+struct bm_cat_index;
+
 struct bm_catalog {
 	struct bm_cat_svc *svcs;
 	size_t n_svcs;
 	struct bm_config *cfg;
+	struct bm_cat_index *idx; /* hash indexes (catalog_index.c) */
 };
 
 /* Build from a loaded config. Cross-resource problems (a route to a host or subset that does not

@@ -17,14 +17,6 @@ static struct bm_cat_svc *add_svc(struct bm_catalog *cat)
 	return &v[cat->n_svcs++];
 }
 
-static const struct bm_cat_svc *find_host(const struct bm_catalog *cat, const char *host)
-{
-	for (size_t i = 0; i < cat->n_svcs; i++)
-		if (!strcmp(cat->svcs[i].host, host))
-			return &cat->svcs[i];
-	return NULL;
-}
-
 int bm_cat_add_services(struct bm_catalog *cat)
 {
 	struct bm_config *c = cat->cfg;
@@ -39,6 +31,8 @@ int bm_cat_add_services(struct bm_catalog *cat)
 		s->ns = k->meta.ns;
 		s->loc = k->meta.loc;
 		s->host = bm_host_fqdn(k->meta.name, k->meta.ns);
+		if (!s->host || bm_cat_index_host(cat, cat->n_svcs - 1))
+			return -1;
 		s->vips = k->cluster_ips;
 		s->n_vips = k->n_cluster_ips;
 		s->ports = calloc(k->n_ports ? k->n_ports : 1, sizeof(*s->ports));
@@ -75,7 +69,7 @@ int bm_cat_add_service_entries(struct bm_catalog *cat)
 
 			if (!host)
 				return -1;
-			dup = find_host(cat, host);
+			dup = bm_cat_by_host(cat, host);
 			if (dup) {
 				bm_config_diag(c, BM_DIAG_WARNING, &se->meta.loc,
 					       "ServiceEntry %s/%s: host %s is already defined at "
@@ -94,6 +88,8 @@ int bm_cat_add_service_entries(struct bm_catalog *cat)
 			s->ns = se->meta.ns;
 			s->loc = se->meta.loc;
 			s->host = host;
+			if (bm_cat_index_host(cat, cat->n_svcs - 1))
+				return -1;
 			s->vips = se->addresses;
 			s->n_vips = se->n_addresses;
 			s->passthrough = se->resolution == BM_RES_NONE;
@@ -125,23 +121,24 @@ static int add_ep(struct bm_cat_svc *s, const struct bm_cat_ep *ep)
 	return 0;
 }
 
-static const struct bm_pod *find_pod(const struct bm_config *c, const char *ns, const char *name)
-{
-	for (size_t i = 0; i < c->n_pods; i++)
-		if (!strcmp(c->pods[i].meta.ns, ns) && !strcmp(c->pods[i].meta.name, name))
-			return &c->pods[i];
-	return NULL;
-}
-
-/* Pods and WorkloadEntries of namespace ns whose labels match selector. */
-static int select_workloads(const struct bm_config *c, struct bm_cat_svc *s, const char *ns,
+/* Pods and WorkloadEntries of namespace ns whose labels match selector (an empty one matches
+ * every one of the namespace). */
+static int select_workloads(const struct bm_catalog *cat, struct bm_cat_svc *s, const char *ns,
 			    const struct bm_labels *selector)
 {
-	for (size_t i = 0; i < c->n_pods; i++) {
-		const struct bm_pod *p = &c->pods[i];
+	const struct bm_config *c = cat->cfg;
+	/* Only pods with the selector's first label can match: the index gives them in order. */
+	const struct bm_u32list *cand = selector->n ? bm_cat_pods_with(cat, ns, &selector->v[0]) : NULL;
+	size_t n = selector->n ? (cand ? cand->n : 0) : c->n_pods;
+
+	for (size_t j = 0; j < n; j++) {
+		const struct bm_pod *p = &c->pods[selector->n ? cand->v[j] : j];
+
+		if (!selector->n && strcmp(p->meta.ns, ns))
+			continue;
 		struct bm_cat_ep ep = { .pod = p, .labels = &p->meta.labels, .ready = p->ready };
 
-		if (strcmp(p->meta.ns, ns) || !bm_labels_match(selector, &p->meta.labels))
+		if (!bm_labels_match(selector, &p->meta.labels))
 			continue;
 		if (add_ep(s, &ep))
 			return -1;
@@ -167,16 +164,16 @@ int bm_cat_collect_endpoints(struct bm_catalog *cat, struct bm_cat_svc *s)
 		const struct bm_service *k = s->k8s;
 
 		/* Endpoints / EndpointSlices written for this Service win over its selector. */
-		for (size_t i = 0; i < c->n_endpoints; i++) {
-			const struct bm_endpoints *e = &c->endpoints[i];
+		const struct bm_u32list *objs = bm_cat_endpoints_of(cat, k->meta.ns, k->meta.name);
 
-			if (strcmp(e->meta.ns, k->meta.ns) || strcmp(e->service, k->meta.name))
-				continue;
+		for (uint32_t j = 0; objs && j < objs->n; j++) {
+			const struct bm_endpoints *e = &c->endpoints[objs->v[j]];
+
 			explicit = true;
 			for (size_t a = 0; a < e->n_addrs; a++) {
 				const struct bm_pod *pod =
 					e->addrs[a].pod_name ?
-						find_pod(c, e->meta.ns, e->addrs[a].pod_name) :
+						bm_cat_pod(cat, e->meta.ns, e->addrs[a].pod_name) :
 						NULL;
 				struct bm_cat_ep ep = { .eps = e,
 							.ep_idx = a,
@@ -188,7 +185,7 @@ int bm_cat_collect_endpoints(struct bm_catalog *cat, struct bm_cat_svc *s)
 			}
 		}
 		if (!explicit && k->has_selector && k->selector.n)
-			return select_workloads(c, s, k->meta.ns, &k->selector);
+			return select_workloads(cat, s, k->meta.ns, &k->selector);
 		return 0;
 	}
 
@@ -203,7 +200,7 @@ int bm_cat_collect_endpoints(struct bm_catalog *cat, struct bm_cat_svc *s)
 			return -1;
 	}
 	if (se->has_workload_selector)
-		return select_workloads(c, s, se->meta.ns, &se->workload_selector);
+		return select_workloads(cat, s, se->meta.ns, &se->workload_selector);
 	return 0;
 }
 

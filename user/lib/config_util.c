@@ -13,20 +13,21 @@ const char *const bm_cfg_top_keys[] = { "apiVersion", "kind", "metadata", "spec"
 
 /* ---- field path ---- */
 
-/* Appends the formatted segment; a path that does not fit ends in "..." and stays full. */
-static size_t path_append(struct bm_px *p, const char *seg)
+/* Appends seg[0..n); a path that does not fit ends in "..." and stays full. This runs for
+ * every field of every file, hence memcpy rather than a formatted print. */
+static size_t path_append(struct bm_px *p, const char *seg, size_t n)
 {
 	size_t mark = p->plen, room = sizeof(p->path) - p->plen;
-	int w;
 
 	if (room <= 1)
 		return mark;
-	w = snprintf(p->path + p->plen, room, "%s", seg);
-	if (w < 0 || (size_t)w >= room) {
+	if (n >= room) {
 		memcpy(p->path + sizeof(p->path) - 4, "...", 4);
 		p->plen = sizeof(p->path) - 1;
 	} else {
-		p->plen += (size_t)w;
+		memcpy(p->path + p->plen, seg, n);
+		p->plen += n;
+		p->path[p->plen] = '\0';
 	}
 	return mark;
 }
@@ -34,17 +35,20 @@ static size_t path_append(struct bm_px *p, const char *seg)
 size_t bm_px_push(struct bm_px *p, const char *key)
 {
 	char seg[72];
+	size_t k = strnlen(key, 64), n = 0;
 
-	snprintf(seg, sizeof(seg), "%s%.64s", p->plen ? "." : "", key);
-	return path_append(p, seg);
+	if (p->plen)
+		seg[n++] = '.';
+	memcpy(seg + n, key, k);
+	return path_append(p, seg, n + k);
 }
 
 size_t bm_px_push_idx(struct bm_px *p, size_t i)
 {
 	char seg[32];
+	int n = snprintf(seg, sizeof(seg), "[%zu]", i);
 
-	snprintf(seg, sizeof(seg), "[%zu]", i);
-	return path_append(p, seg);
+	return path_append(p, seg, n > 0 ? (size_t)n : 0);
 }
 
 void bm_px_pop(struct bm_px *p, size_t mark)
@@ -204,10 +208,14 @@ static enum plain classify(const struct bm_ynode *v)
 
 	if (v->quoted)
 		return PL_STR;
-	if (bm_cfg_one_of(s, nulls))
-		return PL_NULL;
-	if (bm_cfg_one_of(s, bools))
-		return PL_BOOL;
+	/* Every null and boolean word is at most 5 bytes and starts with one of these: most
+	 * scalars skip the word lists (this runs for every scalar of every file). */
+	if (v->len <= 5 && (!s[0] || strchr("~nNyYtTfFoO", s[0]))) {
+		if (bm_cfg_one_of(s, nulls))
+			return PL_NULL;
+		if (bm_cfg_one_of(s, bools))
+			return PL_BOOL;
+	}
 	const char *d = (*s == '+' || *s == '-') ? s + 1 : s;
 
 	if ((!strncmp(d, "0x", 2) && all_in(d + 2, "0123456789abcdefABCDEF_")) ||
@@ -267,9 +275,11 @@ int bm_px_str(struct bm_px *p, const struct bm_ynode *v, const char **out)
 {
 	if (!v)
 		return 0;
-	if (v->type != BM_Y_SCALAR || classify(v) == PL_NULL)
+	enum plain k = v->type == BM_Y_SCALAR ? classify(v) : PL_NULL;
+
+	if (v->type != BM_Y_SCALAR || k == PL_NULL)
 		return type_err(p, v, "a string");
-	if (classify(v) != PL_STR) {
+	if (k != PL_STR) {
 		char d[128];
 
 		bm_px_err(p, v->line, "expected a string, got %s (quote it)",
