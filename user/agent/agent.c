@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,9 +177,19 @@ static void log_diags(const struct bm_config *c)
 	}
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int bm_agent_apply(struct bm_agent *a)
 {
-	struct bm_config *c = bm_config_new();
+	uint64_t t0 = now_us(), t_load, t_compile;
+	size_t reparsed = 0;
+	struct bm_config *c = bm_config_cache_load(a->cache, a->config_dir, &reparsed);
 	struct bm_catalog cat = {};
 	struct bm_tables t = {};
 	struct bm_install_stats st = {};
@@ -194,11 +205,12 @@ int bm_agent_apply(struct bm_agent *a)
 		write_status(a, src_gen, "rejected", "out of memory", NULL);
 		return -1;
 	}
-	bm_config_load_dir(c, a->config_dir);
+	t_load = now_us();
 	if (!c->n_errors && bm_catalog_build(&cat, c))
 		bm_config_diag(c, BM_DIAG_ERROR, NULL, "out of memory building the catalog");
 	if (!c->n_errors && bm_compile(&cat, &o, &t))
 		bm_config_diag(c, BM_DIAG_ERROR, NULL, "out of memory compiling the tables");
+	t_compile = now_us();
 	log_diags(c);
 	if (c->n_errors) {
 		bm_err("config generation %llu rejected (%zu errors): the last good config keeps "
@@ -216,14 +228,16 @@ int bm_agent_apply(struct bm_agent *a)
 		goto cleanup;
 	}
 	a->applied = a->generation;
-	bm_info("applied generation %llu (source %s): same-node bypass %s, %u service ports (%u written, %u removed), "
+	bm_info("applied generation %llu (source %s) in %llu us: %zu files parsed in %llu us, "
+		"compiled in %llu us, installed in %llu us; same-node bypass %s, %u service ports (%u written, %u removed), "
 		"%zu backends (%u new), %zu sets (%u new), %zu routes (%u new), %u workloads, "
-		"%u source routes, in %llu us",
+		"%u source routes",
 		(unsigned long long)a->generation, src_gen[0] ? src_gen : "-",
+		(unsigned long long)(now_us() - t0), reparsed, (unsigned long long)(t_load - t0),
+		(unsigned long long)(t_compile - t_load), (unsigned long long)st.duration_ns / 1000,
 		t.cfg_flags & BM_CFG_F_BYPASS ? "on" : "off", st.svc_total,
 		st.svc_written, st.svc_deleted, t.n_be, st.new_backends, t.n_set, st.new_sets,
-		t.n_route, st.new_routes, st.wl_total, st.src_total,
-		(unsigned long long)st.duration_ns / 1000);
+		t.n_route, st.new_routes, st.wl_total, st.src_total);
 	write_services(a, &t);
 	/* The node's own processes: every service address routed to bm_svc0. */
 	if (a->tc_host_ifaces && bm_host_routes_sync(&t))
@@ -243,6 +257,9 @@ cleanup:
 	bm_tables_free(&t);
 	bm_catalog_free(&cat);
 	bm_config_free(c);
+	/* An apply allocates and frees a lot at once: give it back, so the resident size is what
+	 * the agent holds between applies. */
+	malloc_trim(0);
 	return rc;
 }
 
@@ -280,6 +297,11 @@ int bm_agent_start(struct bm_agent *a)
 			return err;
 		}
 	}
+	a->cache = bm_config_cache_new();
+	if (!a->cache) {
+		bm_agent_stop(a);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -290,6 +312,8 @@ void bm_agent_stop(struct bm_agent *a)
 		bm_tc_close(&a->tc);
 	bm_install_free(&a->in);
 	bm_dp_close(&a->dp);
+	bm_config_cache_free(a->cache);
+	a->cache = NULL;
 }
 
 int bm_agent_check(const char *dir, const char *node, FILE *fp)

@@ -8,6 +8,7 @@
 
 #include "dp.h"
 #include "install.h"
+#include "config.h"
 #include "tc.h"
 
 struct bm_agent {
@@ -26,6 +27,7 @@ struct bm_agent {
 	const char *tc_ifaces;     /* --tc-ifaces: pod veths, NULL = none */
 	const char *tc_host_ifaces; /* --tc-host-ifaces: the node's interfaces, NULL = none */
 	struct bm_tc tc;
+	struct bm_config_cache *cache; /* each config file parsed again only when it changes */
 };
 
 int bm_agent_start(struct bm_agent *a);

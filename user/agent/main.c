@@ -17,7 +17,9 @@
 #include "log.h"
 #include "tc_host.h"
 
-#define DEBOUNCE_MS 20 /* quiet time after a change before reading the directory */
+/* Quiet time after a change before reading the directory: enough to take a burst of events
+ * (a rename is one) together; a re-read costs only the files that changed. */
+#define DEBOUNCE_MS 2
 
 static void usage(FILE *fp)
 {
@@ -49,13 +51,17 @@ static int timer_arm(int fd, long ms)
 
 /* Watch the config directory, and the pods' cgroup parents so a pod whose cgroup appears after
  * its Pod object is picked up at once. */
+static int cfg_wd = -1; /* the config dir's watch */
+
 static void add_watches(int ino, const struct bm_agent *a)
 {
 	char path[PATH_MAX + 16];
 
-	if (inotify_add_watch(ino, a->config_dir,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE) < 0)
-		bm_warn("watch %s: %s (changes are picked up every second)", a->config_dir,
+	cfg_wd = inotify_add_watch(ino, a->config_dir,
+				   IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+					   IN_CREATE);
+	if (cfg_wd < 0)
+		bm_warn("watch %s: %s (changes are picked up on SIGHUP only)", a->config_dir,
 			strerror(errno));
 	snprintf(path, sizeof(path), "%s/kubepods", a->cgroup);
 	inotify_add_watch(ino, path, IN_CREATE | IN_DELETE | IN_ONLYDIR);
@@ -68,6 +74,13 @@ static int run(struct bm_agent *a, int once)
 	struct epoll_event ev, evs[8];
 	sigset_t mask;
 
+	/* Blocked before anything else: a signal that comes while the first apply runs (say, right
+	 * after ready appears) waits for the loop instead of killing the agent. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (bm_agent_start(a))
 		return 1;
 	if (bm_agent_apply(a) == -2)
@@ -76,11 +89,6 @@ static int run(struct bm_agent *a, int once)
 		rc = a->applied && a->dp.committed ? 0 : 1;
 		goto cleanup;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	deb = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -128,6 +136,7 @@ static int run(struct bm_agent *a, int once)
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
 					continue;
 				if (si.ssi_signo == SIGHUP) {
+					bm_config_cache_touch(a->cache, NULL);
 					timer_arm(deb, 1);
 					continue;
 				}
@@ -143,6 +152,12 @@ static int run(struct bm_agent *a, int once)
 						struct inotify_event *ie = (struct inotify_event *)p;
 
 						dirs_changed |= (ie->mask & IN_ISDIR) != 0;
+						/* The config dir's events name the files to parse again;
+						 * lost events mean reading it all. */
+						if (ie->mask & IN_Q_OVERFLOW)
+							bm_config_cache_touch(a->cache, NULL);
+						else if (ie->wd == cfg_wd && ie->len)
+							bm_config_cache_touch(a->cache, ie->name);
 						p += sizeof(*ie) + ie->len;
 					}
 				if (dirs_changed)

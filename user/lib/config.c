@@ -402,7 +402,7 @@ cleanup:
 	return rc;
 }
 
-static bool yaml_name(const char *n)
+bool bm_config_yaml_name(const char *n)
 {
 	size_t len = strlen(n);
 
@@ -433,7 +433,7 @@ int bm_config_load_dir(struct bm_config *c, const char *dir)
 	while ((de = readdir(d))) {
 		char **slot;
 
-		if (!yaml_name(de->d_name))
+		if (!bm_config_yaml_name(de->d_name))
 			continue;
 		slot = bm_cfg_grow(&names, &n, sizeof(*names));
 		if (!slot || !(*slot = strdup(de->d_name))) {
@@ -500,10 +500,60 @@ struct bm_config *bm_config_new(void)
 		free(arr);                       \
 	} while (0)
 
+#define SHRINK(arr, n)                                                        \
+	do {                                                                  \
+		if ((n)) {                                                    \
+			void *p_ = realloc((arr), (n) * sizeof(*(arr)));      \
+			if (p_)                                               \
+				(arr) = p_;                                   \
+		}                                                             \
+	} while (0)
+
+void bm_config_compact(struct bm_config *c)
+{
+	if (c->seen) {
+		for (size_t i = 0; i < c->seen->cap; i++)
+			free(c->seen->v[i].key);
+		free(c->seen->v);
+		free(c->seen);
+		c->seen = NULL;
+	}
+	SHRINK(c->namespaces, c->n_namespaces);
+	SHRINK(c->services, c->n_services);
+	SHRINK(c->pods, c->n_pods);
+	SHRINK(c->endpoints, c->n_endpoints);
+	SHRINK(c->service_entries, c->n_service_entries);
+	SHRINK(c->workload_entries, c->n_workload_entries);
+	SHRINK(c->destination_rules, c->n_destination_rules);
+	SHRINK(c->virtual_services, c->n_virtual_services);
+	/* diags and files stay as they are: bm_cfg_grow may still add to them and assumes its
+	 * own capacities. */
+}
+
 void bm_config_free(struct bm_config *c)
 {
 	if (!c)
 		return;
+	if (c->borrowed) {
+		if (c->seen) {
+			free(c->seen->v);
+			free(c->seen);
+		}
+		free(c->namespaces);
+		free(c->services);
+		free(c->pods);
+		free(c->endpoints);
+		free(c->service_entries);
+		free(c->workload_entries);
+		free(c->destination_rules);
+		free(c->virtual_services);
+		for (size_t i = 0; i < c->n_diags; i++)
+			free(c->diags[i].msg);
+		free(c->diags);
+		free(c->files);
+		free(c);
+		return;
+	}
 	FREE_ARRAY(c->namespaces, c->n_namespaces, bm_cfg_namespace_free);
 	FREE_ARRAY(c->services, c->n_services, bm_cfg_service_free);
 	FREE_ARRAY(c->pods, c->n_pods, bm_cfg_pod_free);

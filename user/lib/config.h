@@ -27,6 +27,27 @@ int bm_config_load_file(struct bm_config *c, const char *path);
 int bm_config_load_buf(struct bm_config *c, const char *name, const char *buf, size_t len);
 void bm_config_free(struct bm_config *c);
 
+/* Done loading into c: drop the duplicate registry and the arrays' slack (a config kept for
+ * long, one per file, by the cache). c must not be loaded into again. */
+void bm_config_compact(struct bm_config *c);
+
+/* A config file name the loader reads: *.yaml or *.yml, not a dotfile. */
+bool bm_config_yaml_name(const char *name);
+
+/* A directory loaded file by file, each file parsed again only when it changed (inode, size,
+ * mtime or ctime). */
+struct bm_config_cache;
+struct bm_config_cache *bm_config_cache_new(void);
+/* The whole directory as one config, as bm_config_load_dir gives it (resources in file order,
+ * duplicates across files reported). It borrows from the cache: free it (bm_config_free)
+ * before the next load. *reparsed: files parsed this time. NULL when out of memory. */
+struct bm_config *bm_config_cache_load(struct bm_config_cache *cc, const char *dir,
+				       size_t *reparsed);
+void bm_config_cache_free(struct bm_config_cache *cc);
+/* File name changed (inotify): the next load parses it again without reading the rest of the
+ * directory. NULL: read the whole directory next time (events were lost, or on a timer). */
+void bm_config_cache_touch(struct bm_config_cache *cc, const char *name);
+
 /* Add a diagnostic; ERROR also counts in c->n_errors. With loc (and loc->file) set, the location
  * is written in the standard place: "error: <file>:<line>: <fmt>", "warning: <file>:<line>: <fmt>",
  * "unsupported: <fmt> at <file>:<line>"; with loc NULL just the prefix and fmt. So for a

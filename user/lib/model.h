@@ -290,6 +290,8 @@ struct bm_config {
 	 * check across files. */
 	struct bm_mesh_settings mesh;
 
+	bool borrowed;       /* a merged view (config_cache.c): resources and file names belong to
+			      * the per-file configs; only the arrays and diags are its own */
 	struct bm_config_seen *seen;
 };
 
