@@ -9,7 +9,9 @@ ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 AGENT=${BM_AGENT_BIN:-$ROOT/.output/bin/bpfmesh-agent}
 HELPER=$ROOT/.output/bench/bm-agent-mapwait
 N=1000 M=10000 K=100 R=20 MODES="pods slices" CALLGRIND=1 OUT=''
-DEBOUNCE_MS=20 # DEBOUNCE_MS in user/agent/main.c: quiet time after an inotify event
+# DEBOUNCE_MS of user/agent/main.c: quiet time after an inotify event (read from the source).
+DEBOUNCE_MS=$(awk '$1 == "#define" && $2 == "DEBOUNCE_MS" { print $3 }' "$(dirname "$0")/../../user/agent/main.c")
+DEBOUNCE_MS=${DEBOUNCE_MS:-0}
 
 usage() {
 	cat <<'EOF'
@@ -398,7 +400,8 @@ strcmp_callers() { # mode: the top 3 callers of strcmp, with their share of all 
 	echo "same filesystem and renamed over the old one; the time runs from just before \`rename()\` to the"
 	echo "first poll (every 200 µs, \`bm-agent-mapwait\`) that finds the new address among the backends"
 	echo "reachable from the Service's \`bm_svc\` entry (route → sets → slots → backends) and the old one"
-	echo "gone. Each change is to another Service; the agent re-reads the whole directory on every change."
+	echo "gone. Each change is to another Service; the agent parses again only the file inotify named, then
+compiles and installs the whole config."
 	echo
 	echo "The first apply is timed on the agent's log, from the line just before \"applied generation 1\""
 	echo "to that line:"
