@@ -29,9 +29,10 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-CFLAGS   += $(WARN) $(DEFS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUT) $(SANFLAGS) -MMD -MP
+CFLAGS   += $(WARN) $(DEFS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUT) -I$(LLHTTP_INC) \
+	    $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
-LIBS     := -lbpf -lelf -lz -lyaml -lmnl
+LIBS     := -lbpf -lelf -lz -lyaml -lmnl -lpcre2-8
 
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPFCFLAGS := -target bpf -O2 -g -Wall -Werror $(DEFS) -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -I$(OUT)
@@ -105,11 +106,11 @@ $(LLHTTP_A): $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/bpfmesh-agent: $(patsubst %.c,$(UOUT)/obj/%.o,$(AGENT_SRC)) $(LIB_A)
+$(BIN)/bpfmesh-agent: $(patsubst %.c,$(UOUT)/obj/%.o,$(AGENT_SRC)) $(LIB_A) $(LLHTTP_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/bpfmeshctl: $(patsubst %.c,$(UOUT)/obj/%.o,$(CTL_SRC)) $(LIB_A)
+$(BIN)/bpfmeshctl: $(patsubst %.c,$(UOUT)/obj/%.o,$(CTL_SRC)) $(LIB_A) $(LLHTTP_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -117,14 +118,13 @@ $(BIN)/bm-echo: $(patsubst %.c,$(UOUT)/obj/%.o,$(ECHO_SRC)) $(LLHTTP_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^
 
-$(BIN)/bm-lab-render: $(patsubst %.c,$(UOUT)/obj/%.o,$(LAB_SRC)) $(LIB_A)
+$(BIN)/bm-lab-render: $(patsubst %.c,$(UOUT)/obj/%.o,$(LAB_SRC)) $(LIB_A) $(LLHTTP_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(UOUT)/obj/tools/echo/%.o: CFLAGS += -I$(LLHTTP_INC)
 
 # ---- tests ----
-$(UOUT)/tests/%: $(UOUT)/obj/tests/%.o $(LIB_A)
+$(UOUT)/tests/%: $(UOUT)/obj/tests/%.o $(LIB_A) $(LLHTTP_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
@@ -133,7 +133,7 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURC
 	      -Iinclude -Iuser/lib -I$(OUT) -I$(LLHTTP_INC)
 $(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard user/lib/*.h include/*.h) | $(SKELS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+	$(CLANG) $(FUZZ_FLAGS) -DLLHTTP_STRICT_MODE=1 -o $@ $< $(LIB_SRC) $(LLHTTP_SRC) $(LIBS)
 
 # The data-plane benchmark (bench/README.md, docs/bench.md): every model side by side.
 .PHONY: bench bench-smoke
