@@ -129,7 +129,8 @@ $(UOUT)/tests/%: $(UOUT)/obj/tests/%.o $(LIB_A) $(LLHTTP_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 # libFuzzer: the library rebuilt with clang and coverage instrumentation.
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	      -std=gnu11 -D_GNU_SOURCE \
 	      -Iinclude -Iuser/lib -I$(OUT) -I$(LLHTTP_INC)
 $(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard user/lib/*.h include/*.h) | $(SKELS)
 	@mkdir -p $(@D)

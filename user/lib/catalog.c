@@ -246,6 +246,12 @@ static void check_references(struct bm_catalog *cat)
 		for (size_t r = 0; r < vs->n_tcp; r++)
 			for (size_t d = 0; d < vs->tcp[r].n_route; d++)
 				check_destination(cat, vs, &vs->tcp[r].route[d].dest);
+		for (size_t r = 0; r < vs->n_http; r++) {
+			for (size_t d = 0; d < vs->http[r].n_route; d++)
+				check_destination(cat, vs, &vs->http[r].route[d].dest);
+			if (vs->http[r].has_mirror)
+				check_destination(cat, vs, &vs->http[r].mirror);
+		}
 	}
 	for (size_t i = 0; i < c->n_destination_rules; i++) {
 		const struct bm_destination_rule *dr = &c->destination_rules[i];

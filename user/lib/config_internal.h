@@ -153,6 +153,16 @@ void bm_cfg_workload_entry(struct bm_px *p, const struct bm_ynode *root);
 void bm_cfg_destination_rule(struct bm_px *p, const struct bm_ynode *root);
 void bm_cfg_virtual_service(struct bm_px *p, const struct bm_ynode *root);
 
+/* ---- VirtualService parts: config_route.c (destinations), config_http.c (spec.http) ---- */
+/* The Istio Destination at key of map ("destination", "mirror"): host (required), subset,
+ * port.number. 1 read, 0 absent, -1 wrong (reported). */
+int bm_cfg_destination(struct bm_px *p, const struct bm_ynode *map, const char *key,
+		       struct bm_destination *d);
+/* spec.http into x->http (and has_http, http_loc); mesh: x is bound to the mesh gateway. */
+void bm_cfg_http_routes(struct bm_px *p, const struct bm_ynode *spec, struct bm_virtual_service *x,
+			bool mesh);
+void bm_cfg_http_routes_free(struct bm_http_route *v, size_t n);
+
 void bm_cfg_namespace_free(struct bm_namespace *x);
 void bm_cfg_service_free(struct bm_service *x);
 void bm_cfg_pod_free(struct bm_pod *x);

@@ -1,5 +1,6 @@
 /* Istio traffic kinds into the model: DestinationRule (subsets, load balancing) and
- * VirtualService (TCP routes and weights; HTTP and TLS routes are reported unsupported). */
+ * VirtualService (TCP routes and weights; HTTP routes in config_http.c; TLS routes are reported
+ * unsupported). */
 #include "config_internal.h"
 
 #include <stdlib.h>
@@ -200,6 +201,7 @@ void bm_cfg_virtual_service_free(struct bm_virtual_service *x)
 		free(t->route);
 	}
 	free(x->tcp);
+	bm_cfg_http_routes_free(x->http, x->n_http);
 }
 
 static void tcp_matches(struct bm_px *p, const struct bm_ynode *list, struct bm_tcp_route *t)
@@ -227,48 +229,55 @@ static void tcp_matches(struct bm_px *p, const struct bm_ynode *list, struct bm_
 	}
 }
 
-static void route_dest(struct bm_px *p, const struct bm_ynode *it, struct bm_route_dest *rd)
+int bm_cfg_destination(struct bm_px *p, const struct bm_ynode *map, const char *key,
+		       struct bm_destination *dst)
 {
-	static const char *const known[] = { "destination", "weight", NULL };
 	static const char *const dknown[] = { "host", "subset", "port", NULL };
 	static const char *const pknown[] = { "number", NULL };
 	const struct bm_ynode *d = NULL, *port = NULL;
-	long long w;
 	size_t m;
 	int r;
+
+	r = bm_px_fmap(p, map, key, &d);
+	if (r != 1)
+		return r;
+	m = bm_px_push(p, key);
+	dst->loc.file = p->file;
+	dst->loc.line = d->line;
+	bm_px_unknown(p, d, dknown);
+	r = bm_px_fdup(p, d, "host", &dst->host);
+	if (r == 0)
+		bm_px_missing(p, d->line, "host");
+	else if (r == 1 && (!strcmp(dst->host, "*") || !bm_cfg_is_hostname(dst->host)))
+		bm_px_ferr(p, d, "host", "\"%.64s\" is not a valid host",
+			  dst->host);
+	if (bm_px_fdup(p, d, "subset", &dst->subset) == 1 && !bm_cfg_is_dns_label(dst->subset))
+		bm_px_ferr(p, d, "subset",
+			  "\"%.64s\" is not a valid subset name (RFC 1123 label)",
+			  dst->subset);
+	if (bm_px_fmap(p, d, "port", &port) == 1) {
+		size_t mp = bm_px_push(p, "port");
+
+		bm_px_unknown(p, port, pknown);
+		bm_px_fport(p, port, "number", &dst->port);
+		bm_px_pop(p, mp);
+	}
+	bm_px_pop(p, m);
+	return 1;
+}
+
+static void route_dest(struct bm_px *p, const struct bm_ynode *it, struct bm_route_dest *rd)
+{
+	static const char *const known[] = { "destination", "weight", NULL };
+	long long w;
 
 	bm_px_unknown(p, it, known); /* headers, ... */
 	if (bm_px_fint(p, it, "weight", 0, INT32_MAX, &w) == 1) {
 		rd->weight = (uint32_t)w;
 		rd->has_weight = true;
 	}
-	r = bm_px_fmap(p, it, "destination", &d);
-	if (r == 0)
+	if (bm_cfg_destination(p, it, "destination", &rd->dest) == 0)
 		bm_px_missing(p, it->line, "destination");
-	if (r != 1)
-		return;
-	m = bm_px_push(p, "destination");
-	rd->dest.loc.file = p->file;
-	rd->dest.loc.line = d->line;
-	bm_px_unknown(p, d, dknown);
-	r = bm_px_fdup(p, d, "host", &rd->dest.host);
-	if (r == 0)
-		bm_px_missing(p, d->line, "host");
-	else if (r == 1 && (!strcmp(rd->dest.host, "*") || !bm_cfg_is_hostname(rd->dest.host)))
-		bm_px_ferr(p, d, "host", "\"%.64s\" is not a valid host",
-			  rd->dest.host);
-	if (bm_px_fdup(p, d, "subset", &rd->dest.subset) == 1 && !bm_cfg_is_dns_label(rd->dest.subset))
-		bm_px_ferr(p, d, "subset",
-			  "\"%.64s\" is not a valid subset name (RFC 1123 label)",
-			  rd->dest.subset);
-	if (bm_px_fmap(p, d, "port", &port) == 1) {
-		size_t mp = bm_px_push(p, "port");
-
-		bm_px_unknown(p, port, pknown);
-		bm_px_fport(p, port, "number", &rd->dest.port);
-		bm_px_pop(p, mp);
-	}
-	bm_px_pop(p, m);
 }
 
 static void tcp_routes(struct bm_px *p, const struct bm_ynode *spec, struct bm_virtual_service *x)
@@ -322,7 +331,7 @@ next:
 	bm_px_pop(p, mark);
 }
 
-/* http and tls: remembered (the lead may route such hosts to the agent) and reported. */
+/* tls: remembered (the lead may route such hosts to the agent) and reported. */
 static void unsup_section(struct bm_px *p, const struct bm_ynode *spec, const char *key, bool *has,
 			  struct bm_loc *loc)
 {
@@ -337,6 +346,28 @@ static void unsup_section(struct bm_px *p, const struct bm_ynode *spec, const ch
 	m = bm_px_push(p, key);
 	bm_px_unsup(p, loc->line, NULL);
 	bm_px_pop(p, m);
+}
+
+/* A VirtualService bound only to gateways: kept, but nothing routes by it until bpfmesh has
+ * Gateways. Said once, at the resource's line. */
+static void gateway_only(struct bm_px *p, const struct bm_virtual_service *x)
+{
+	char names[256];
+	size_t used = 0;
+
+	names[0] = '\0';
+	for (size_t i = 0; i < x->n_gateways && used < sizeof(names); i++) {
+		int w = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+				 x->gateways[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	bm_config_diag(p->c, BM_DIAG_WARNING, &x->meta.loc,
+		       "VirtualService %s/%s: bound to gateway%s %s only: its routes wait for the "
+		       "Gateway (not supported yet)",
+		       x->meta.ns, x->meta.name, x->n_gateways > 1 ? "s" : "", names);
 }
 
 void bm_cfg_virtual_service(struct bm_px *p, const struct bm_ynode *root)
@@ -378,11 +409,13 @@ void bm_cfg_virtual_service(struct bm_px *p, const struct bm_ynode *root)
 		bm_px_pop(p, m);
 	}
 	tcp_routes(p, spec, &x);
-	unsup_section(p, spec, "http", &x.has_http, &x.http_loc);
+	bm_cfg_http_routes(p, spec, &x, mesh);
 	unsup_section(p, spec, "tls", &x.has_tls, &x.tls_loc);
 	if (!bm_px_val(spec, "tcp") && !bm_px_val(spec, "http") && !bm_px_val(spec, "tls"))
 		bm_px_err(p, spec->line, "http, tcp or tls routes are required");
 	bm_px_export_to(p, spec);
+	if (!mesh && !p->errors)
+		gateway_only(p, &x);
 	bm_px_pop(p, mark);
 done:
 	BM_PX_COMMIT(p, p->c->virtual_services, p->c->n_virtual_services, x,

@@ -229,6 +229,152 @@ struct bm_tcp_route {
 	struct bm_loc loc;
 };
 
+/* ---- HTTP routes: VirtualService spec.http (Istio HTTPRoute) ---- */
+
+/* Istio StringMatch. Case-sensitive, except uri under ignoreUriCase (exact and prefix only). */
+enum bm_string_match_kind {
+	BM_SM_NONE = 0,  /* the field is absent: no condition */
+	BM_SM_EXACT,
+	BM_SM_PREFIX,
+	BM_SM_REGEX,     /* RE2 syntax, full match (anchored at both ends) */
+	BM_SM_PRESENT,   /* written {}: the value must be there, whatever it is */
+};
+
+struct bm_string_match {
+	enum bm_string_match_kind kind;
+	char *value;     /* EXACT, PREFIX, REGEX; NULL for NONE and PRESENT */
+	struct bm_loc loc;
+};
+
+/* One entry of headers, withoutHeaders or queryParams. */
+struct bm_kv_match {
+	char *name;      /* header names lowercased; query parameter names as written */
+	struct bm_string_match match;
+};
+
+/* Istio HTTPMatchRequest: every condition set must hold. */
+struct bm_http_match {
+	char *name;                       /* may be NULL */
+	struct bm_string_match uri;       /* on the path without its query string */
+	struct bm_string_match scheme;
+	struct bm_string_match method;
+	struct bm_string_match authority;
+	struct bm_kv_match *headers;      /* must match (PRESENT: the header is there) */
+	size_t n_headers;
+	struct bm_kv_match *without_headers; /* must not match (PRESENT: the header is not there) */
+	size_t n_without_headers;
+	struct bm_kv_match *query_params;
+	size_t n_query_params;
+	bool ignore_uri_case;
+	uint16_t port;                    /* 0 = any */
+	struct bm_labels source_labels;
+	bool has_source_labels;
+	char *source_namespace;           /* may be NULL */
+	char **gateways;                  /* empty: the VirtualService's gateways */
+	size_t n_gateways;
+	bool never;                       /* holds a condition bpfmesh cannot evaluate (reported
+					   * unsupported): this entry never matches */
+	struct bm_loc loc;
+};
+
+struct bm_header_kv {
+	char *name;      /* lowercased */
+	char *value;     /* "%%" already turned into "%" */
+};
+
+/* Istio Headers.HeaderOperations: applied as remove, set, add (l7.h). */
+struct bm_header_ops {
+	struct bm_header_kv *set;
+	size_t n_set;
+	struct bm_header_kv *add;
+	size_t n_add;
+	char **remove;   /* lowercased */
+	size_t n_remove;
+};
+
+struct bm_http_headers {
+	struct bm_header_ops request;
+	struct bm_header_ops response;
+};
+
+/* Istio HTTPRouteDestination. */
+struct bm_http_route_dest {
+	struct bm_destination dest;
+	uint32_t weight;     /* as written; 0 when absent */
+	bool has_weight;
+	struct bm_http_headers headers;
+};
+
+struct bm_http_redirect {
+	char *uri;           /* NULL: keep the request's path */
+	char *authority;     /* NULL: keep */
+	char *scheme;        /* NULL: keep; else "http" or "https" */
+	uint16_t port;       /* 0: keep */
+	uint16_t code;       /* redirectCode; 301 when absent */
+};
+
+struct bm_http_direct_response {
+	uint16_t status;     /* 200..599 */
+	char *body;          /* body.string; NULL when there is none */
+};
+
+struct bm_http_rewrite {
+	char *uri;           /* replaces the matched uri prefix (bm_http_rewrite_path); NULL: keep */
+	char *authority;     /* NULL: keep */
+};
+
+/* Istio HTTPRetry. */
+struct bm_http_retry {
+	uint32_t attempts;           /* retries after the first try; 0 disables retries */
+	uint32_t per_try_timeout_ms; /* 0 = unset (the route timeout bounds each try) */
+	uint32_t retry_on;           /* BM_RETRY_* of l7.h */
+	bool has_retry_on;           /* retryOn written (else Istio's default applies) */
+	uint16_t *retry_codes;       /* the numeric entries of retryOn (retriable status codes) */
+	size_t n_retry_codes;
+};
+
+/* Istio HTTPFaultInjection. Shares of requests are in millionths: 100% = 1000000. */
+struct bm_http_fault {
+	bool has_delay;
+	uint32_t delay_ms;           /* delay.fixedDelay */
+	uint32_t delay_ppm;          /* delay.percentage.value (or delay.percent); 0 when absent */
+	bool has_abort;
+	uint16_t abort_status;       /* abort.httpStatus */
+	uint32_t abort_ppm;          /* abort.percentage.value; 0 when absent */
+};
+
+enum bm_http_action {
+	BM_HTTP_FORWARD = 1,         /* route: to a weighted destination */
+	BM_HTTP_REDIRECT,            /* redirect */
+	BM_HTTP_DIRECT_RESPONSE,     /* directResponse */
+	BM_HTTP_DELEGATE,            /* delegate: reported unsupported; the rule never matches */
+};
+
+/* Istio HTTPRoute: one rule of spec.http. */
+struct bm_http_route {
+	char *name;                       /* may be NULL */
+	struct bm_http_match *match;      /* any entry matching selects the rule; none: every request */
+	size_t n_match;
+	enum bm_http_action action;
+	struct bm_http_route_dest *route; /* FORWARD */
+	size_t n_route;
+	struct bm_http_redirect redirect;  /* REDIRECT */
+	struct bm_http_direct_response direct_response; /* DIRECT_RESPONSE */
+	bool has_rewrite;
+	struct bm_http_rewrite rewrite;
+	bool has_timeout;
+	uint32_t timeout_ms;              /* 0 with has_timeout: no timeout */
+	bool has_retries;
+	struct bm_http_retry retries;
+	bool has_fault;
+	struct bm_http_fault fault;
+	bool has_mirror;
+	struct bm_destination mirror;
+	uint32_t mirror_ppm;              /* mirrorPercentage.value, millionths; 1000000 if absent */
+	struct bm_http_headers headers;   /* route-level header edits */
+	struct bm_loc loc;
+};
+
 struct bm_virtual_service {
 	struct bm_meta meta;
 	char **hosts;
@@ -237,10 +383,12 @@ struct bm_virtual_service {
 	size_t n_gateways;
 	struct bm_tcp_route *tcp;
 	size_t n_tcp;
-	bool has_http;       /* http: present (reported unsupported for now) */
+	bool has_http;       /* http: present (the rules are in http[]) */
 	bool has_tls;        /* tls: present (reported unsupported for now) */
 	struct bm_loc http_loc;
 	struct bm_loc tls_loc;
+	struct bm_http_route *http; /* spec.http, in order: the first rule that matches wins */
+	size_t n_http;
 };
 
 /* ---- The whole config ---- */
