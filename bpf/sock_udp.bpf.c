@@ -9,7 +9,7 @@ static __always_inline int bm_sendmsg(struct bpf_sock_addr *ctx, struct bm_svc_k
 	struct bm_revnat_key rk = {};
 	struct bm_revnat rv = {};
 	struct bm_pick pick = {};
-	int rc = bm_svc_xlate(ctx, key, v4, &pick);
+	int rc = bm_svc_xlate(ctx, key, v4, &pick, 0); /* no L7 for datagrams */
 
 	if (rc < 0) {
 		bpf_set_retval(rc);

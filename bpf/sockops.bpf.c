@@ -6,8 +6,10 @@
 #include "lib/maps.h"
 #include "lib/sockkey.h"
 
-/* Client end established: a service connection to a backend not known to be remote joins the
- * bypass, and the server end it expects is announced. Fails open: any miss keeps plain TCP. */
+/* Client end established: a connection redirected to the agent gets its original destination
+ * filed for the agent; a service connection to a backend not known to be remote (or to the
+ * agent) joins the bypass, and the server end it expects is announced. Fails open: any miss
+ * keeps plain TCP. */
 static __always_inline void bm_bypass_client(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
 	struct bm_sockkey k = {}, peer = {};
@@ -15,15 +17,31 @@ static __always_inline void bm_bypass_client(struct bpf_sock_ops *skops, struct 
 	struct bm_backend *be;
 	struct bm_sock *s;
 
-	if (!bm_bypass_on())
-		return;
 	s = bpf_sk_storage_get(&bm_sk, sk, 0, 0);
-	if (!s || !s->backend_id)
+	if (!s)
 		return; /* not a service connection */
-	be = bpf_map_lookup_elem(&bm_backend, &s->backend_id);
-	if (!be || (be->flags & BM_BE_F_REMOTE))
-		return;
 	if (!BM_SOCKKEY_FROM(skops, &k))
+		return;
+	if (s->flags & BM_SK_F_REDIRECTED) {
+		/* To the agent: it finds where the client was going under the 4-tuple it accepts. */
+		struct bm_orig_key ok = { .client_port = bpf_htons((__u16)k.local_port),
+					  .agent_port = bpf_htons((__u16)k.remote_port) };
+		struct bm_orig ov = { .vip_port = s->vip_port, .proto = s->proto, .wl_id = s->wl_id };
+
+		__builtin_memcpy(ok.client, k.local, 16);
+		__builtin_memcpy(ok.agent, k.remote, 16);
+		__builtin_memcpy(ov.vip, s->vip, 16);
+		bpf_map_update_elem(&bm_orig, &ok, &ov, BPF_ANY);
+	} else {
+		if (!s->backend_id)
+			return;
+		be = bpf_map_lookup_elem(&bm_backend, &s->backend_id);
+		if (!be || (be->flags & BM_BE_F_REMOTE))
+			return;
+	}
+	/* The agent is on this node: the app-to-agent hop is a same-node pair too (the agent
+	 * adds its end itself, it is not in the node's cgroup). */
+	if (!bm_bypass_on())
 		return;
 	bm_sockkey_swap(&k, &peer);
 	if (bpf_map_update_elem(&bm_byp, &k, &undecided, BPF_ANY) ||

@@ -42,6 +42,9 @@
 #ifndef BM_MAX_CT
 #define BM_MAX_CT 262144          /* TC path flow entries (two per flow), LRU */
 #endif
+#ifndef BM_MAX_ORIG
+#define BM_MAX_ORIG 65536         /* connections to the agent's listener awaiting accept (LRU) */
+#endif
 #ifndef BM_MAX_SET_SIZE
 #define BM_MAX_SET_SIZE 4096      /* backends in one set */
 #endif

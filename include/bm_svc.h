@@ -10,7 +10,7 @@
 #include "bm_limits.h"
 
 /* Bump when any struct below changes layout; the agent refuses to adopt pins of another. */
-#define BM_ABI_VERSION 2
+#define BM_ABI_VERSION 3
 
 /* Addresses are 16 bytes, network order: IPv6 as is, IPv4 as ::ffff:a.b.c.d. */
 
@@ -24,6 +24,7 @@ struct bm_svc_key {
 
 #define BM_SVC_F_SRC_ROUTES   (1u << 0) /* consult bm_srcroute for the caller's workload first */
 #define BM_SVC_F_PASSTHROUGH  (1u << 1) /* known (resolution NONE): counted, never rewritten */
+#define BM_SVC_F_L7           (1u << 2) /* HTTP rules apply: connect to the agent's listener */
 
 /* bm_svc value. route_id 0: no ready endpoint, connect fails with ECONNREFUSED. */
 struct bm_svc_val {
@@ -93,7 +94,8 @@ struct bm_srcroute_key {
 	__u32 wl_id;
 };
 
-#define BM_SK_F_COUNTED (1u << 0) /* bm_active of backend_id was incremented */
+#define BM_SK_F_COUNTED (1u << 0)    /* bm_active of backend_id was incremented */
+#define BM_SK_F_REDIRECTED (1u << 1) /* sent to the agent's listener (L7); see bm_orig */
 
 /* bm_sk value (socket storage): what the connect hook did to this socket. */
 struct bm_sock {
@@ -102,9 +104,10 @@ struct bm_sock {
 	__u8 proto;
 	__u8 flags;      /* BM_SK_F_* */
 	__u32 backend_id;
-	__u8 be_addr[16]; /* backend chosen */
+	__u8 be_addr[16]; /* backend chosen (the agent's listener when redirected) */
 	__be16 be_port;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 wl_id;      /* the calling workload, 0 when not known */
 };
 
 /* bm_revnat key: unconnected UDP, a backend seen from one socket. Value: struct bm_revnat. */
@@ -150,10 +153,34 @@ struct bm_sockkey {
 
 #define BM_CFG_F_BYPASS (1u << 0) /* same-node bypass: sockops adds pairs, sk_msg redirects */
 
+/* Sockets the agent opens carry this mark: the hooks never redirect them to the agent. */
+#define BM_AGENT_MARK 0x62001
+
 /* bm_cfg value (array of one): switches the agent sets at run time. */
 struct bm_cfg {
-	__u32 flags;   /* BM_CFG_F_* */
+	__u32 flags;      /* BM_CFG_F_* */
+	__be16 l7_port;   /* the agent's HTTP listener port, network order; 0: no L7 redirect */
+	__u8 pad[2];
+	__u8 l7_addr4[16]; /* its address for IPv4 clients (v4-mapped), reachable from the pods */
+	__u8 l7_addr6[16]; /* for IPv6 clients; all zero: IPv6 clients are not redirected */
+};
+
+/* bm_orig key: a connection to the agent's listener, as the agent sees it on accept. */
+struct bm_orig_key {
+	__u8 client[16];  /* peer address */
+	__u8 agent[16];   /* local address */
+	__be16 client_port;
+	__be16 agent_port;
 	__u32 pad;
+};
+
+/* bm_orig value: where the client was going, and who it is. */
+struct bm_orig {
+	__u8 vip[16];
+	__be16 vip_port;
+	__u8 proto;
+	__u8 pad;
+	__u32 wl_id;      /* the calling workload (bm_wl), 0 when not known */
 };
 
 /* bm_ct key: one direction of a flow the TC path translated, as its packets carry it. */
@@ -193,12 +220,14 @@ enum bm_stat {
 	BM_STAT_TC_NAT,          /* TC path: packets to a VIP rewritten to their backend */
 	BM_STAT_TC_REVNAT,       /* TC path: reply packets rewritten back to the VIP */
 	BM_STAT_TC_DROP,         /* TC path: packets to a VIP with no backend, dropped */
+	BM_STAT_L7_REDIRECT,     /* connects sent to the agent's HTTP listener */
+	BM_STAT_L7_NOAGENT,      /* L7 service port, but no listener configured for the family */
 	BM_STAT__MAX,
 };
 
 #define BM_STAT_NAMES                                                                     \
 	"connect", "no_backend", "passthrough", "sendmsg", "recvmsg", "peername", "srcroute", \
 		"lookup_fail", "active_underflow", "bypass_add", "bypass_msg", "tc_new", "tc_nat",     \
-		"tc_revnat", "tc_drop"
+		"tc_revnat", "tc_drop", "l7_redirect", "l7_noagent"
 
 #endif

@@ -143,6 +143,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bm_ct SEC(".maps");
 
+/* connection to the agent's listener (client and agent ends) -> original destination. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BM_MAX_ORIG);
+	__type(key, struct bm_orig_key);
+	__type(value, struct bm_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_orig SEC(".maps");
+
+/* The agent's HTTP listeners: [0] IPv4, [1] IPv6. A socket leaves the map when it closes, so
+ * while the agent is down (a restart) connections stay at L4 instead of being refused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bm_l7_lsn SEC(".maps");
+
 /* enum bm_stat -> per-CPU counters. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -165,16 +165,21 @@ static __always_inline int bm_svc_pick(struct bpf_sock_addr *ctx, const struct b
 	return bm_set_choose(set_id, set, hash, out);
 }
 
+#define BM_XLATE_L7 2
+
 /* A connect or send to key: 1 when it must go to pick, 0 when it is left alone (not a service
- * address, or resolution NONE / PASSTHROUGH), -ECONNREFUSED when no backend can take it. */
+ * address, or resolution NONE / PASSTHROUGH), BM_XLATE_L7 when HTTP rules want it at the agent
+ * (only when allow_l7), -ECONNREFUSED when no backend can take it. */
 static __always_inline int bm_svc_xlate(struct bpf_sock_addr *ctx, const struct bm_svc_key *key,
-					int v4, struct bm_pick *pick)
+					int v4, struct bm_pick *pick, int allow_l7)
 {
 	struct bm_svc_val *svc = bpf_map_lookup_elem(&bm_svc, key);
 	int err;
 
 	if (!svc)
 		return 0;
+	if ((svc->flags & BM_SVC_F_L7) && allow_l7)
+		return BM_XLATE_L7;
 	if (svc->flags & BM_SVC_F_PASSTHROUGH) {
 		bm_count(BM_STAT_PASSTHROUGH);
 		return 0;

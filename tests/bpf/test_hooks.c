@@ -258,6 +258,7 @@ static const char *const subsets_dr =
 	"  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
 
 static int host_routes; /* the host-path test: keep bm_svc0's routes in step on every apply */
+static int l7_on;       /* the L7 test: the agent's HTTP listener at 10.244.1.13:15001 */
 
 /* Load YAML docs (joined with ---), compile for node n1 and install. Returns config errors. */
 static size_t apply(const char *first, ...)
@@ -268,6 +269,11 @@ static size_t apply(const char *first, ...)
 	struct bm_install_stats st;
 	struct bm_compile_opts o = { .node = "n1", .pod_cgroup = pod_cgroup };
 	char msg[256], name[32];
+
+	if (l7_on) {
+		o.l7_port = 15001;
+		assert_int_equal(bm_ip_parse("10.244.1.13", &o.l7_addr4), 0);
+	}
 	size_t errors;
 	va_list ap;
 	int i = 0;
@@ -1303,6 +1309,149 @@ static void test_tc_host_processes(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- L7: HTTP service ports sent to the agent's listener ---- */
+
+static const char *const http_vs =
+	"apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+	"metadata: {name: backend, namespace: default}\nspec:\n  hosts: [backend]\n  http:\n"
+	"  - match: [{headers: {x-env: {exact: canary}}}]\n"
+	"    route: [{destination: {host: backend, subset: v2}}]\n"
+	"  - route: [{destination: {host: backend, subset: v1}}]\n";
+
+/* Connect from the current pod cgroup; the connection lands on one of ls (L4) or on the
+ * agent's listener lfd: returns the listener's index, n for the agent (its accepted socket in
+ * *afd), -1 when nobody got it. */
+static int l7_landed(int cfd, struct listener *ls, int n, int lfd, int *afd)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			*afd = track(fd);
+			return n;
+		}
+		for (int i = 0; i < n; i++) {
+			fd = accept4(ls[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				close(fd);
+				return i;
+			}
+		}
+		usleep(1000);
+	}
+	(void)cfd;
+	return -1;
+}
+
+static void test_l7_redirect_to_agent(void **state)
+{
+	struct listener ls[] = { { .addr = "10.244.1.10", .port = 8080 },
+				 { .addr = "10.244.1.11", .port = 8080 },
+				 { .addr = "10.244.1.12", .port = 8081 } };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	uint64_t red0, noag0;
+	struct bm_orig o;
+	char buf[64], ip[64];
+	int lfd, cfd, afd = -1, mark = BM_AGENT_MARK, r;
+
+	(void)state;
+	l7_on = 1;
+	assert_int_equal(apply(pods_yaml, backend_svc, subsets_dr, http_vs, NULL), 0);
+	l7_on = 0;
+	open_listeners(ls, 3);
+
+	/* No listener registered (the agent is down): L4, the service keeps working. */
+	noag0 = stat_sum(BM_STAT_L7_NOAGENT);
+	cfd = track(tcp_connect("10.96.0.10", 80, AF_INET));
+	assert_true(cfd >= 0);
+	assert_true(accepted_by(ls, 3) >= 0);
+	assert_int_equal(stat_sum(BM_STAT_L7_NOAGENT) - noag0, 1);
+
+	/* The agent listens: the connection goes to it, the app still sees the VIP, and the agent
+	 * finds where it was going and who called. */
+	/* Made outside the node's cgroup, as the agent runs: its sockets see no hook. */
+	join_cgroup(cg_root);
+	lfd = listen_on("10.244.1.13", 15001, SOCK_STREAM);
+	be_pod("client-a");
+	assert_int_equal(bm_dp_l7_listener_set(&dp, false, lfd), 0);
+	red0 = stat_sum(BM_STAT_L7_REDIRECT);
+	cfd = track(tcp_connect("10.96.0.10", 80, AF_INET));
+	assert_true(cfd >= 0);
+	assert_int_equal(l7_landed(cfd, ls, 3, lfd, &afd), 3);
+	assert_int_equal(stat_sum(BM_STAT_L7_REDIRECT) - red0, 1);
+	assert_int_equal(getpeername(cfd, (struct sockaddr *)&peer, &plen), 0);
+	inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof(buf));
+	assert_string_equal(buf, "10.96.0.10");
+	assert_int_equal(ntohs(peer.sin_port), 80);
+	assert_int_equal(bm_dp_orig_take(&dp, afd, &o), 0);
+	struct bm_ip vip;
+
+	memcpy(vip.a, o.vip, 16);
+	bm_ip_format(&vip, ip, sizeof(ip));
+	assert_string_equal(ip, "10.96.0.10");
+	assert_int_equal(ntohs(o.vip_port), 80);
+	assert_int_equal(o.proto, IPPROTO_TCP);
+	assert_true(o.wl_id != 0); /* client-a is a known workload */
+	assert_int_equal(bm_dp_orig_take(&dp, afd, &o), -ENOENT); /* taken once */
+	/* Same node: the agent's end joins the bypass the client's end awaits; bytes flow. */
+	assert_int_equal(sockhash_count(), 1);
+	assert_int_equal(bm_dp_bypass_join(&dp, afd), 1);
+	assert_int_equal(sockhash_count(), 2);
+	assert_int_equal(bm_dp_bypass_join(&dp, afd), 0); /* once */
+	uint64_t msg0 = stat_sum(BM_STAT_BYPASS_MSG);
+
+	assert_int_equal(send(cfd, "GET / HTTP/1.1\r\n", 16, 0), 16);
+	struct pollfd p = { .fd = afd, .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(recv(afd, buf, sizeof(buf), 0), 16);
+	assert_int_equal(send(afd, "HTTP/1.1 200 OK\r\n", 17, 0), 17);
+	p.fd = cfd;
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(recv(cfd, buf, sizeof(buf), 0), 17);
+	assert_true(stat_sum(BM_STAT_BYPASS_MSG) - msg0 >= 2); /* both went socket to socket */
+	untrack_close(cfd);
+	untrack_close(afd);
+	assert_int_equal(sockhash_count(), 0);
+
+	/* The agent's own connections (SO_MARK) are never sent back to it. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	track(fd);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)), 0);
+	to_sockaddr("10.96.0.10", 80, &ss, &len, AF_INET);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
+	r = l7_landed(fd, ls, 3, lfd, &afd);
+	assert_true(r >= 0 && r < 3);
+
+	/* IPv6 clients: no IPv6 listener configured, they stay at L4. */
+	struct listener ls6[] = { { .addr = "fd00:10:244:1::10", .port = 8080 },
+				  { .addr = "fd00:10:244:1::11", .port = 8080 },
+				  { .addr = "fd00:10:244:1::12", .port = 8081 } };
+
+	open_listeners(ls6, 3);
+	cfd = track(tcp_connect("fd00:10:96::10", 80, AF_INET6));
+	assert_true(cfd >= 0);
+	r = l7_landed(cfd, ls6, 3, lfd, &afd);
+	assert_true(r >= 0 && r < 3);
+	untrack_close(cfd);
+
+	/* The listener closes (the agent exits): the kernel forgets it, connections are L4. */
+	untrack_close(lfd);
+	noag0 = stat_sum(BM_STAT_L7_NOAGENT);
+	cfd = track(tcp_connect("10.96.0.10", 80, AF_INET));
+	assert_true(cfd >= 0);
+	assert_true(accepted_by(ls, 3) >= 0);
+	assert_int_equal(stat_sum(BM_STAT_L7_NOAGENT) - noag0, 1);
+	close_listeners(ls6, 3);
+	close_listeners(ls, 3);
+	/* Without http rules the service is L4 again whatever the listener. */
+	assert_int_equal(apply(pods_yaml, backend_svc, NULL), 0);
+}
+
 static void test_dangling_subset_rejected_keeps_old(void **state)
 {
 	const char *bad_vs =
@@ -1344,6 +1493,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_bypass_mixed_and_switch, close_all),
 		cmocka_unit_test_teardown(test_tc_path_and_connect_path, close_all),
 		cmocka_unit_test_teardown(test_tc_host_processes, close_all),
+		cmocka_unit_test_teardown(test_l7_redirect_to_agent, close_all),
 	};
 
 	struct CMUnitTest run[sizeof(tests) / sizeof(tests[0])];

@@ -13,6 +13,7 @@
 
 struct bm_cat_port {
 	const char *name;     /* may be NULL */
+	const char *app_protocol; /* Service appProtocol, or ServiceEntry protocol; may be NULL */
 	enum bm_l4proto proto;
 	uint16_t port;        /* service port */
 	uint16_t target_port; /* numeric target; 0 when named */

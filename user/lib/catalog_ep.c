@@ -44,6 +44,7 @@ int bm_cat_add_services(struct bm_catalog *cat)
 			s->ports[p].port = k->ports[p].port;
 			s->ports[p].target_port = k->ports[p].target_name ? 0 : k->ports[p].target_port;
 			s->ports[p].target_name = k->ports[p].target_name;
+			s->ports[p].app_protocol = k->ports[p].app_protocol;
 		}
 		s->n_ports = k->n_ports;
 		if (!k->n_cluster_ips && !k->headless)
@@ -100,6 +101,7 @@ int bm_cat_add_service_entries(struct bm_catalog *cat)
 				s->ports[p].name = se->ports[p].name;
 				s->ports[p].proto = se->ports[p].proto;
 				s->ports[p].port = se->ports[p].number;
+				s->ports[p].app_protocol = se->ports[p].protocol;
 				s->ports[p].target_port = se->ports[p].target_port ?
 								  se->ports[p].target_port :
 								  se->ports[p].number;

@@ -3,6 +3,7 @@
  * over DestinationRule subsets, each a deduplicated set of backends with its LB algorithm. */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,6 +302,40 @@ static uint32_t build_route(const struct bm_catalog *cat, struct bm_tables *t,
 	return add_route(t, &rt);
 }
 
+/* Istio's protocol selection: the port name's prefix before "-", or appProtocol. */
+bool bm_port_http_capable(const struct bm_cat_port *p)
+{
+	static const char *const http[] = { "http", "http2", "grpc", "grpc-web", "h2c",
+					    "kubernetes.io/h2c", NULL };
+	static const char *const other[] = { "tcp", "tls", "https", "mongo", "mysql", "redis",
+					     "udp", "unsupported", NULL };
+	const char *proto = p->app_protocol;
+	char prefix[32];
+
+	if (p->proto != BM_PROTO_TCP)
+		return false;
+	if (!proto && p->name) {
+		size_t n = strcspn(p->name, "-");
+
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)(n < 31 ? n : 31), p->name);
+		proto = prefix;
+	}
+	if (!proto)
+		return true; /* no declared protocol: the agent sniffs */
+	for (int i = 0; http[i]; i++)
+		if (!strcasecmp(proto, http[i]))
+			return true;
+	for (int i = 0; other[i]; i++)
+		if (!strcasecmp(proto, other[i]))
+			return false;
+	return !p->app_protocol; /* an unknown name prefix is sniffed; an unknown appProtocol not */
+}
+
+static bool vs_has_mesh_http(const struct bm_cat_svc *s)
+{
+	return s->vs && s->vs->has_http;
+}
+
 static int add_svc_entry(const struct bm_catalog *cat, struct bm_tables *t,
 			 const struct bm_cat_svc *s, const struct bm_ip *vip,
 			 const struct bm_cat_port *sp)
@@ -341,6 +376,10 @@ static int add_svc_entry(const struct bm_catalog *cat, struct bm_tables *t,
 		e->flags = BM_SVC_F_PASSTHROUGH;
 		return 0;
 	}
+	/* HTTP rules: connections go to the agent, which routes each request. The L4 route
+	 * below stays the fallback the kernel uses when no listener serves this family. */
+	if (t->l7_port && vs_has_mesh_http(s) && bm_port_http_capable(sp))
+		e->flags |= BM_SVC_F_L7;
 	/* No rule for unknown callers: the service's own endpoints, as Istio falls back. */
 	e->route = build_route(cat, t, s, sp, def, v4);
 	if (e->route == BM_T_NONE)
@@ -416,6 +455,9 @@ int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, st
 
 	memset(t, 0, sizeof(*t));
 	t->node = o->node;
+	t->l7_port = o->l7_port;
+	t->l7_addr4 = o->l7_addr4;
+	t->l7_addr6 = o->l7_addr6;
 	if (!o->no_bypass && (!mesh->has_bypass || mesh->bypass))
 		t->cfg_flags |= BM_CFG_F_BYPASS;
 	if (add_workloads(cat, o, t))
@@ -423,6 +465,11 @@ int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, st
 	for (size_t i = 0; i < cat->n_svcs; i++) {
 		const struct bm_cat_svc *s = &cat->svcs[i];
 
+		if (!o->l7_port && vs_has_mesh_http(s) && s->n_vips)
+			bm_config_diag(cat->cfg, BM_DIAG_WARNING, &s->vs->meta.loc,
+				       "VirtualService %s/%s: http routes for %s need the agent's "
+				       "HTTP listener (--l7-addr): routed at L4 meanwhile",
+				       s->vs->meta.ns, s->vs->meta.name, s->host);
 		for (size_t v = 0; v < s->n_vips; v++)
 			for (size_t p = 0; p < s->n_ports; p++) {
 				if (s->ports[p].proto == BM_PROTO_SCTP)

@@ -38,7 +38,8 @@ const char *const bm_map_names[BM_MAP__MAX] = {
 	[BM_MAP_REVNAT] = "bm_revnat",   [BM_MAP_STATS] = "bm_stats",
 	[BM_MAP_META] = "bm_meta",       [BM_MAP_SOCKHASH] = "bm_sockhash",
 	[BM_MAP_BYP] = "bm_byp",         [BM_MAP_CFG] = "bm_cfg",
-	[BM_MAP_CT] = "bm_ct",
+	[BM_MAP_CT] = "bm_ct",           [BM_MAP_ORIG] = "bm_orig",
+	[BM_MAP_L7LSN] = "bm_l7_lsn",
 };
 
 int bm_dp_pin_dir(char *buf, size_t len, const char *bpffs, const char *node)

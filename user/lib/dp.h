@@ -4,6 +4,7 @@
 #define BM_DP_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -27,6 +28,8 @@ enum bm_map_id {
 	BM_MAP_BYP,
 	BM_MAP_CFG,
 	BM_MAP_CT,
+	BM_MAP_ORIG,
+	BM_MAP_L7LSN,
 	BM_MAP__MAX,
 };
 
@@ -74,6 +77,17 @@ void bm_dp_close(struct bm_dp *dp);
 
 /* Remove every link and map pin of node (detaches the programs). 0 or -errno. */
 int bm_dp_cleanup(const char *bpffs, const char *node);
+
+/* The agent's accepted connection fd was redirected to it (L7): take (read and delete) where
+ * its client was going. 0, or -ENOENT when the kernel recorded nothing for it. */
+struct bm_orig;
+int bm_dp_orig_take(const struct bm_dp *dp, int fd, struct bm_orig *out);
+/* The agent's HTTP listener for IPv4 (v6 false) or IPv6 clients: the connect hook redirects
+ * to it only while it is open. 0 or -errno. */
+int bm_dp_l7_listener_set(const struct bm_dp *dp, bool v6, int fd);
+/* The agent's end of a redirected connection joins the same-node bypass when the client end
+ * awaits it (sockops announced it). 1 joined, 0 not awaited, -errno. */
+int bm_dp_bypass_join(const struct bm_dp *dp, int fd);
 
 /* Mount bpffs at path when nothing is mounted there. 0 or -errno. */
 int bm_bpffs_ensure(const char *path);

@@ -699,7 +699,10 @@ int bm_install_apply(struct bm_installer *in, const struct bm_tables *t, uint64_
 			in->q[i].release_ns = rel;
 
 	struct bm_version ver = { .abi = BM_ABI_VERSION, .config_gen = config_gen };
-	struct bm_cfg cfg = { .flags = t->cfg_flags };
+	struct bm_cfg cfg = { .flags = t->cfg_flags, .l7_port = htons(t->l7_port) };
+
+	memcpy(cfg.l7_addr4, t->l7_addr4.a, 16);
+	memcpy(cfg.l7_addr6, t->l7_addr6.a, 16);
 	__u32 zero = 0;
 
 	bpf_map_update_elem(fd_of(in, BM_MAP_META), &zero, &ver, BPF_ANY);

@@ -66,6 +66,8 @@ struct bm_tables {
 	size_t n_wl, cap_wl;
 	struct bm_blobtab be_idx, set_idx, route_idx; /* content -> index, for deduplication */
 	uint32_t cfg_flags; /* struct bm_cfg flags: BM_CFG_F_BYPASS */
+	uint16_t l7_port;   /* the agent's HTTP listener (host order), 0 = none */
+	struct bm_ip l7_addr4, l7_addr6; /* all zero: none for that family */
 	const char *node;   /* the node compiled for (NULL: all) */
 };
 
@@ -75,7 +77,15 @@ struct bm_compile_opts {
 	int (*pod_cgroup)(void *arg, const struct bm_pod *pod, uint64_t *cgid);
 	void *arg;
 	bool no_bypass;   /* --no-sockmap: the same-node bypass stays off whatever the config says */
+	/* The agent's HTTP listener: service ports with mesh http routes are sent there. Port 0:
+	 * none, such ports stay at L4 (and a warning says so). */
+	uint16_t l7_port;
+	struct bm_ip l7_addr4, l7_addr6;
 };
+
+/* Would Istio treat this port as HTTP (by name prefix or appProtocol), or leave it to sniffing
+ * (no recognised protocol)? Ports declared TCP, TLS, HTTPS, databases, UDP: no. */
+bool bm_port_http_capable(const struct bm_cat_port *p);
 
 /* Compile the catalog for one node. Problems (a set too large, more destinations than a route
  * holds) become ERROR diags in cat->cfg. 0, or -1 when out of memory. */
