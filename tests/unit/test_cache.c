@@ -145,11 +145,50 @@ static void test_duplicates_across_files(void **state)
 	bm_config_cache_free(cc);
 }
 
+/* A pinned view outlives later loads that replace or remove its files (ASan checks the reads). */
+static void test_pin_keeps_old_parses(void **state)
+{
+	struct bm_config_cache *cc = bm_config_cache_new();
+	struct bm_config *old, *now;
+	struct bm_config_pin *pin;
+	size_t n;
+
+	(void)state;
+	svc("a.yaml", "alpha", "10.96.0.1");
+	svc("b.yaml", "beta", "10.96.0.2");
+	old = bm_config_cache_load(cc, dir, &n);
+	assert_int_equal(old->n_services, 2);
+	pin = bm_config_cache_pin(cc);
+	assert_non_null(pin);
+	svc("a.yaml", "gamma", "10.96.0.3"); /* replaced */
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/b.yaml", dir);
+	assert_int_equal(unlink(path), 0); /* removed */
+	bm_config_cache_touch(cc, "a.yaml");
+	bm_config_cache_touch(cc, "b.yaml");
+	now = bm_config_cache_load(cc, dir, &n);
+	assert_int_equal(now->n_services, 1);
+	assert_string_equal(now->services[0].meta.name, "gamma");
+	/* The old view still reads what it was built from. */
+	assert_string_equal(old->services[0].meta.name, "alpha");
+	assert_string_equal(old->services[1].meta.name, "beta");
+	bm_config_free(now);
+	bm_config_cache_touch(cc, NULL);
+	now = bm_config_cache_load(cc, dir, &n); /* and again: the pin still holds */
+	assert_string_equal(old->services[1].meta.name, "beta");
+	bm_config_free(old);
+	bm_config_pin_free(pin);
+	bm_config_free(now);
+	bm_config_cache_free(cc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reparse_only_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_across_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pin_keeps_old_parses, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("per-file config cache", tests, NULL, NULL);

@@ -47,6 +47,12 @@ void bm_config_cache_free(struct bm_config_cache *cc);
 /* File name changed (inotify): the next load parses it again without reading the rest of the
  * directory. NULL: read the whole directory next time (events were lost, or on a timer). */
 void bm_config_cache_touch(struct bm_config_cache *cc, const char *name);
+/* Keep the parses the last load's view borrows from alive past later loads, for as long as
+ * something built on that view lives (the agent's HTTP router). Take it right after the load;
+ * NULL when out of memory. */
+struct bm_config_pin;
+struct bm_config_pin *bm_config_cache_pin(struct bm_config_cache *cc);
+void bm_config_pin_free(struct bm_config_pin *p);
 
 /* Add a diagnostic; ERROR also counts in c->n_errors. With loc (and loc->file) set, the location
  * is written in the standard place: "error: <file>:<line>: <fmt>", "warning: <file>:<line>: <fmt>",

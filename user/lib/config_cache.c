@@ -11,13 +11,20 @@
 #include "blobtab.h"
 #include "config.h"
 
+/* A file's parse, shared by the cache and the pins (bm_config_cache_pin) that still use it. */
+struct cfg_ref {
+	struct bm_config *cfg;
+	unsigned refs;
+};
+
 struct cached_file {
 	char *name;              /* entry name in the directory */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
 	struct timespec mtime, ctime;
-	struct bm_config *cfg;   /* that file alone */
+	struct bm_config *cfg;   /* that file alone (ref->cfg) */
+	struct cfg_ref *ref;
 	int seen;                /* still in the directory at the last load */
 };
 
@@ -49,10 +56,66 @@ void bm_config_cache_touch(struct bm_config_cache *cc, const char *name)
 		cc->full = 1; /* out of memory: fall back to reading everything */
 }
 
+static void unref(struct cfg_ref *r)
+{
+	if (r && !--r->refs) {
+		bm_config_free(r->cfg);
+		free(r);
+	}
+}
+
+/* A new parse for f; the old one lives on while a pin holds it. 0 or -ENOMEM. */
+static int fresh(struct cached_file *f)
+{
+	unref(f->ref);
+	f->cfg = NULL;
+	f->ref = calloc(1, sizeof(*f->ref));
+	if (!f->ref)
+		return -ENOMEM;
+	f->ref->cfg = bm_config_new();
+	if (!f->ref->cfg) {
+		free(f->ref);
+		f->ref = NULL;
+		return -ENOMEM;
+	}
+	f->ref->refs = 1;
+	f->cfg = f->ref->cfg;
+	return 0;
+}
+
 static void drop(struct cached_file *f)
 {
-	bm_config_free(f->cfg);
+	unref(f->ref);
 	free(f->name);
+}
+
+struct bm_config_pin {
+	size_t n;
+	struct cfg_ref *v[];
+};
+
+struct bm_config_pin *bm_config_cache_pin(struct bm_config_cache *cc)
+{
+	struct bm_config_pin *p = malloc(sizeof(*p) + cc->n * sizeof(p->v[0]));
+
+	if (!p)
+		return NULL;
+	p->n = 0;
+	for (size_t i = 0; i < cc->n; i++)
+		if (cc->v[i].ref) {
+			cc->v[i].ref->refs++;
+			p->v[p->n++] = cc->v[i].ref;
+		}
+	return p;
+}
+
+void bm_config_pin_free(struct bm_config_pin *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		unref(p->v[i]);
+	free(p);
 }
 
 void bm_config_cache_free(struct bm_config_cache *cc)
@@ -143,9 +206,7 @@ static int reload_one(struct bm_config_cache *cc, const char *dir, const char *n
 		cc->membership = 1;
 	}
 	f->seen = 1;
-	bm_config_free(f->cfg);
-	f->cfg = bm_config_new();
-	if (!f->cfg)
+	if (fresh(f))
 		return -ENOMEM;
 	bm_config_load_file(f->cfg, path);
 	bm_config_compact(f->cfg);

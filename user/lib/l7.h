@@ -68,11 +68,14 @@ struct bm_l7_decision {
 	uint32_t per_try_timeout_ms;   /* 0 = none */
 	uint32_t retries;              /* attempts after the first */
 	uint32_t retry_on;             /* BM_RETRY_* */
+	const uint16_t *retry_codes;   /* responses with these statuses are retried too */
+	size_t n_retry_codes;
 	uint32_t delay_ms;             /* fault injection: delay before forwarding */
 	/* RESPOND */
 	int status;
 	const char *location;          /* redirect target, NULL if none */
 	const char *body;              /* NULL: none */
+	bool close;                    /* close the client connection after this answer */
 	/* For logs and metrics. */
 	const char *route_name;
 	const char *cluster;           /* "outbound|80|v1|backend.default.svc.cluster.local" */
