@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test layer against the built tree and prints one summary; exit non-zero on any
-# failure. Layers: unit, bpf (both also under ASan+UBSan), echo, lab, e2e, bench (smoke), fuzz.
+# failure. Layers: unit, bpf (both also under ASan+UBSan), echo, l7, lab, e2e, bench (smoke), fuzz.
 # Usage: tests/run.sh [layer ...]   (default: all)
 set -u
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ OUT=$ROOT/.output
 LOGDIR=${BM_TEST_LOGS:-$OUT/test-logs}
 mkdir -p "$LOGDIR"
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit bpf echo lab e2e bench fuzz)
+[ ${#layers[@]} -gt 0 ] || layers=(unit bpf echo l7 lab e2e bench fuzz)
 
 declare -a results=()
 failed=0
@@ -50,6 +50,10 @@ for layer in "${layers[@]}"; do
 	echo)
 		[ -x tests/echo/run.sh ] && run echo/bm-echo timeout 300 tests/echo/run.sh "$OUT/bin/bm-echo"
 		[ -x tests/echo/run.sh ] && run echo/bm-echo-san timeout 300 tests/echo/run.sh "$OUT/san/bin/bm-echo" ;;
+	l7)
+		# The HTTP/1.1 engine alone, behind its test harness, with real clients and servers.
+		[ -x tests/l7/run.sh ] && run l7/engine timeout 600 tests/l7/run.sh
+		[ -x tests/l7/run.sh ] && run l7/engine-san env BM_SAN=1 timeout 900 tests/l7/run.sh ;;
 	lab)
 		[ -x tests/lab/run.sh ] && run lab/lab env BM_LAB_AGENT=1 timeout 600 tests/lab/run.sh ;;
 	e2e)

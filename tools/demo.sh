@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: a two-node lab, the seed's backend v1/v2 and a client, the seed's DestinationRule
-# and its 90/10 canary as a TCP route. Sends traffic, prints the split the client saw and what
-# the kernel holds for the Service, then tears everything down (also on failure or Ctrl-C).
+# and its 90/10 canary, first as a TCP route (the kernel splits connections), then as the seed's
+# http rules (the agent splits requests, x-env: canary goes to v2). Sends traffic, prints the
+# splits the client saw and what the kernel holds, then tears everything down (also on failure
+# or Ctrl-C).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LAB=$ROOT/tools/lab/lab
@@ -48,5 +50,28 @@ bold "What the kernel holds for the Service on $node (bpfmeshctl bpf services)"
 	bpf services | awk -v RS= '/backend.default.svc.cluster.local:80\/TCP/'
 echo
 "$BIN/bpfmeshctl" --node "$node" bpf stats | grep -v ' 0$' || true
+
+bold "The seed's canary as http rules (examples/demo/canary-http.yaml): routed per request by the agent"
+"$LAB" delete "$EX/demo/canary-tcp.yaml" >/dev/null
+"$LAB" apply "$EX/demo/canary-http.yaml"
+split() { # label curl-args...: the versions that answered
+	local label=$1
+	shift
+	"$LAB" exec deploy/client -- curl -s -m 120 -w '\n' "$@" >"$TMP/answers"
+	printf '%-52s' "$label"
+	grep -o '"pod":"backend-v[0-9]*' "$TMP/answers" | sed 's/.*backend-//' | sort | uniq -c |
+		awk '{ printf "%s: %4d   ", $2, $1 } END { print "" }'
+}
+urls=()
+for ((i = 0; i < N; i++)); do urls+=(http://backend/api/v2/items); done
+split "$N requests to /api/v2 on ONE connection:" "${urls[@]}"
+urls=()
+for ((i = 0; i < 100; i++)); do urls+=(http://backend/); done
+split "100 requests with x-env: canary:" -H 'x-env: canary' "${urls[@]}"
+split "100 requests to /:" "${urls[@]}"
+echo
+"$BIN/bpfmeshctl" --node "$node" --state-dir "/run/bpfmesh-lab/$BM_LAB_PREFIX/agents/$node" \
+	bpf services | awk -v RS= '/backend.default.svc.cluster.local:80\/TCP/'
+"$BIN/bpfmeshctl" --node "$node" bpf stats | grep 'l7_' || true
 
 bold "Tearing the lab down"

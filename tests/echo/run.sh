@@ -16,14 +16,10 @@ WORK=
 PASS=0
 FAIL=0
 declare -A LIVE=()	# PIDs this script started and has not reaped yet
+. "$(dirname "$0")/../lib/tap.sh"
 
 # The 64-byte pattern bm-echo's generated bodies repeat (byte i is PAT[i % 64]).
 PAT=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
-
-skip() {
-	echo "SKIP - $*"
-	exit 77
-}
 
 # ---- cleanup: everything this script created goes, on success, failure or Ctrl-C ----
 cleanup() {
@@ -45,17 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM HUP
-
-# ---- reporting ----
-pass() {
-	PASS=$((PASS + 1))
-	echo "ok - $*"
-}
-
-fail() {
-	FAIL=$((FAIL + 1))
-	echo "not ok - $*"
-}
 
 # expect_eq GOT WANT NAME
 expect_eq() {
@@ -93,30 +78,6 @@ now_ms() {
 # fge A B: float A >= B
 fge() {
 	awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'
-}
-
-# A process is running (a zombie is not).
-alive() {
-	local stat
-
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
-
-# reap PID SECONDS: waits for PID to exit (KILL after SECONDS); returns its exit status.
-reap() {
-	local pid=$1 i rc
-
-	for ((i = 0; i < $2 * 20; i++)); do
-		alive "$pid" || break
-		sleep 0.05
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	wait "$pid"
-	rc=$?
-	unset "LIVE[$pid]"
-	return $rc
 }
 
 # bg_client OUTFILE INFILE COMMAND...: a background client in the namespace; sets BG_PID.

@@ -315,13 +315,19 @@ static void test_callers_and_unknown(void **state)
 	struct bm_config *c = bm_config_new();
 
 	bm_config_load_buf(c, "p.yaml", pods, strlen(pods));
+	/* As in the agent, the pods handed over are copies in a view freed after the build. */
+	struct bm_pod *view = calloc(c->n_pods, sizeof(*view));
+
+	assert_non_null(view);
 	for (size_t i = 0; i < c->n_pods; i++) {
+		view[i] = c->pods[i];
 		if (!strcmp(c->pods[i].meta.name, "client"))
-			callers[0] = (struct bm_router_caller){ 7, &c->pods[i] };
+			callers[0] = (struct bm_router_caller){ 7, &view[i] };
 		if (!strcmp(c->pods[i].meta.name, "other"))
-			callers[1] = (struct bm_router_caller){ 9, &c->pods[i] };
+			callers[1] = (struct bm_router_caller){ 9, &view[i] };
 	}
 	build(&w, callers, 2, pods, svc, dr_subsets, vs_canary, NULL);
+	free(view);
 	rq_init(&q, "10.96.0.10", 80, "/who");
 	q.req.caller_wl = 7;
 	route(&w, &q, &d);

@@ -227,10 +227,11 @@ static int dump_services(struct bm_ctl *ctl, struct bm_dp *dp)
 		if (ctl->json) {
 			printf("%s{\"vip\":\"%s\",\"port\":%u,\"proto\":\"%s\",\"name\":\"%s\","
 			       "\"svc_id\":%u,\"route_id\":%u,\"passthrough\":%s,\"source_routes\":%s,"
-			       "\"destinations\":[",
+			       "\"l7\":%s,\"destinations\":[",
 			       i ? "," : "", ip, ntohs(keys[i].port), proto, name, v.svc_id, v.route_id,
 			       v.flags & BM_SVC_F_PASSTHROUGH ? "true" : "false",
-			       v.flags & BM_SVC_F_SRC_ROUTES ? "true" : "false");
+			       v.flags & BM_SVC_F_SRC_ROUTES ? "true" : "false",
+			       v.flags & BM_SVC_F_L7 ? "true" : "false");
 			if (v.route_id)
 				print_route(dp, v.route_id, stdout, 1, "");
 			printf("]}");
@@ -241,6 +242,9 @@ static int dump_services(struct bm_ctl *ctl, struct bm_dp *dp)
 		fmt_hostport(keys[i].addr, keys[i].port, hp, sizeof(hp));
 		printf("%s%s/%s  %s  (svc %u, route %u)\n", i ? "\n" : "", hp, proto, name,
 		       v.svc_id, v.route_id);
+		if (v.flags & BM_SVC_F_L7)
+			printf("  http rules: connections go to the agent's HTTP listener, which routes "
+			       "each request; while it is down, the route below:\n");
 		if (v.flags & BM_SVC_F_PASSTHROUGH)
 			printf("  passthrough: connections keep their destination (resolution NONE)\n");
 		else if (!v.route_id)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blobtab.h"
 #include "catalog.h"
 #include "config.h"
 #include "log.h"
@@ -177,6 +178,43 @@ static void log_diags(const struct bm_config *c)
 	}
 }
 
+/* The HTTP router for this config: the service ports with http rules, the callers by the
+ * workload ids the installer gave them. On failure the previous router keeps routing. */
+static void update_router(struct bm_agent *a, const struct bm_catalog *cat, const struct bm_tables *t)
+{
+	struct bm_router_caller *callers = calloc(t->n_wl ? t->n_wl : 1, sizeof(*callers));
+	struct bm_config_pin *pin = bm_config_cache_pin(a->cache);
+	struct bm_router *r = NULL;
+	struct bm_router_stats st;
+	size_t n = 0;
+	char err[256] = "out of memory";
+
+	if (callers && pin) {
+		for (size_t i = 0; i < t->n_wl; i++) {
+			const struct bm_blob_ent *e = bm_blobtab_get(&a->in.wl_tab, t->wl[i].name,
+								     strlen(t->wl[i].name));
+
+			if (e && t->wl[i].pod)
+				callers[n++] = (struct bm_router_caller){ (uint32_t)e->val,
+									  t->wl[i].pod };
+		}
+		r = bm_router_build(cat, callers, n, pin, err, sizeof(err));
+		pin = NULL; /* the router's now, freed with it */
+	}
+	free(callers);
+	bm_config_pin_free(pin);
+	if (!r) {
+		bm_err("HTTP routes of generation %llu not updated (%s): the previous ones keep "
+		       "routing",
+		       (unsigned long long)a->generation, err);
+		return;
+	}
+	bm_router_stats(r, &st);
+	bm_info("HTTP routes: %zu service ports, %zu rules, %zu clusters, %zu endpoints", st.ports,
+		st.rules, st.clusters, st.endpoints);
+	bm_l7_set_router(&a->l7, r);
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -196,6 +234,12 @@ int bm_agent_apply(struct bm_agent *a)
 	struct bm_compile_opts o = { .node = a->node, .pod_cgroup = pod_cgroup, .arg = a,
 				     .no_bypass = a->no_sockmap };
 	char src_gen[32], msg[512];
+
+	if (a->l7_on) {
+		o.l7_port = a->l7o.port;
+		o.l7_addr4 = a->l7o.addr4;
+		o.l7_addr6 = a->l7o.addr6;
+	}
 	int rc = -1;
 
 	a->generation++;
@@ -239,6 +283,8 @@ int bm_agent_apply(struct bm_agent *a)
 		st.svc_written, st.svc_deleted, t.n_be, st.new_backends, t.n_set, st.new_sets,
 		t.n_route, st.new_routes, st.wl_total, st.src_total);
 	write_services(a, &t);
+	if (a->l7_on)
+		update_router(a, &cat, &t);
 	/* The node's own processes: every service address routed to bm_svc0. */
 	if (a->tc_host_ifaces && bm_host_routes_sync(&t))
 		bm_warn("the node's own processes may not reach every service (routes to %s)",
@@ -302,12 +348,22 @@ int bm_agent_start(struct bm_agent *a)
 		bm_agent_stop(a);
 		return -ENOMEM;
 	}
+	if (a->l7_on) {
+		a->l7o.bypass = !a->no_sockmap;
+		err = bm_l7_start(&a->l7, a->loop, &a->dp, &a->l7o);
+		if (err) {
+			bm_agent_stop(a);
+			return err;
+		}
+	}
 	return 0;
 }
 
 void bm_agent_stop(struct bm_agent *a)
 {
-	/* The datapath stays: links and maps are pinned and keep serving without us. */
+	/* The datapath stays: links and maps are pinned and keep serving without us. HTTP
+	 * service ports go back to L4 when the listener closes. */
+	bm_l7_stop(&a->l7);
 	if (a->tc_ifaces || a->tc_host_ifaces)
 		bm_tc_close(&a->tc);
 	bm_install_free(&a->in);
@@ -321,7 +377,9 @@ int bm_agent_check(const char *dir, const char *node, FILE *fp)
 	struct bm_config *c = bm_config_new();
 	struct bm_catalog cat = {};
 	struct bm_tables t = {};
-	struct bm_compile_opts o = { .node = node };
+	/* Checked as the agent runs it with an HTTP listener: no warning about its absence. */
+	struct bm_compile_opts o = { .node = node, .l7_port = BM_L7_DEFAULT_PORT,
+				     .l7_addr4 = { .a = { [10] = 0xff, [11] = 0xff, 127, 0, 0, 1 } } };
 	size_t n_unsup = 0, n_warn = 0;
 	int rc;
 

@@ -7,8 +7,10 @@
 #include <stdint.h>
 
 #include "dp.h"
+#include "evloop.h"
 #include "install.h"
 #include "config.h"
+#include "l7.h"
 #include "tc.h"
 
 struct bm_agent {
@@ -28,6 +30,10 @@ struct bm_agent {
 	const char *tc_host_ifaces; /* --tc-host-ifaces: the node's interfaces, NULL = none */
 	struct bm_tc tc;
 	struct bm_config_cache *cache; /* each config file parsed again only when it changes */
+	struct bm_evloop *loop;    /* the agent's one event loop (set by main before start) */
+	bool l7_on;                /* --l7-addr given: HTTP service ports come to the agent */
+	struct bm_l7_opts l7o;
+	struct bm_l7 l7;
 };
 
 int bm_agent_start(struct bm_agent *a);

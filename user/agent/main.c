@@ -7,10 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -39,14 +37,11 @@ static void usage(FILE *fp)
 		"                     names match these comma-separated globs, e.g. 'vp*' (pod veths)\n"
 		"  --tc-host-ifaces LIST  the node's own processes reach VIPs too: every VIP routed to\n"
 		"                     bm_svc0, replies translated back on these interfaces ('cni0,ul0')\n"
+		"  --l7-addr A[,A6]   run the HTTP listener on these addresses (one IPv4, one IPv6),\n"
+		"                     reachable from the pods (the node's IP, or the pod bridge's):\n"
+		"                     service ports with VirtualService http rules are sent to it\n"
+		"  --l7-port PORT     the HTTP listener's port (default 15001)\n"
 		"  --once             apply once and exit (the datapath stays)\n");
-}
-
-static int timer_arm(int fd, long ms)
-{
-	struct itimerspec its = { .it_value = { ms / 1000, (ms % 1000) * 1000000L } };
-
-	return timerfd_settime(fd, 0, &its, NULL);
 }
 
 /* Watch the config directory, and the pods' cgroup parents so a pod whose cgroup appears after
@@ -68,10 +63,99 @@ static void add_watches(int ino, const struct bm_agent *a)
 	inotify_add_watch(ino, a->cgroup, IN_CREATE | IN_ONLYDIR);
 }
 
+/* The agent's event sources, all on one loop (with the HTTP listener's connections). */
+struct agent_loop {
+	struct bm_agent *a;
+	struct bm_evloop *loop;
+	struct bm_ev_file sig, ino, tc;
+	struct bm_ev_timer debounce, tick;
+	int rc;
+};
+
+static void fatal_apply(struct agent_loop *al)
+{
+	al->rc = 1;
+	bm_evloop_stop(al->loop);
+}
+
+static void on_signal(struct bm_evloop *l, struct bm_ev_file *f, uint32_t events)
+{
+	struct agent_loop *al = f->data;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(f->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		bm_config_cache_touch(al->a->cache, NULL);
+		bm_ev_timer_arm(l, &al->debounce, 1);
+		return;
+	}
+	bm_info("signal %u: exiting; the datapath stays pinned", si.ssi_signo);
+	al->rc = 0;
+	bm_evloop_stop(l);
+}
+
+static void on_inotify(struct bm_evloop *l, struct bm_ev_file *f, uint32_t events)
+{
+	struct agent_loop *al = f->data;
+	char buf[4096] __attribute__((aligned(8)));
+	int dirs_changed = 0;
+	ssize_t len;
+
+	(void)events;
+	while ((len = read(f->fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + len;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+
+			dirs_changed |= (ie->mask & IN_ISDIR) != 0;
+			/* The config dir's events name the files to parse again; lost events mean
+			 * reading it all. */
+			if (ie->mask & IN_Q_OVERFLOW)
+				bm_config_cache_touch(al->a->cache, NULL);
+			else if (ie->wd == cfg_wd && ie->len)
+				bm_config_cache_touch(al->a->cache, ie->name);
+			p += sizeof(*ie) + ie->len;
+		}
+	if (dirs_changed)
+		add_watches(f->fd, al->a); /* kubepods may have just appeared */
+	bm_ev_timer_arm(l, &al->debounce, DEBOUNCE_MS);
+}
+
+static void on_tc(struct bm_evloop *l, struct bm_ev_file *f, uint32_t events)
+{
+	struct agent_loop *al = f->data;
+
+	(void)l;
+	(void)events;
+	bm_tc_on_event(&al->a->tc);
+}
+
+static void on_debounce(struct bm_evloop *l, struct bm_ev_timer *t)
+{
+	struct agent_loop *al = t->data;
+
+	(void)l;
+	if (bm_agent_apply(al->a) == -2)
+		fatal_apply(al);
+}
+
+static void on_tick(struct bm_evloop *l, struct bm_ev_timer *t)
+{
+	struct agent_loop *al = t->data;
+	struct bm_agent *a = al->a;
+
+	bm_ev_timer_arm(l, t, 1000);
+	bm_install_tick(&a->in);
+	/* A local pod without its cgroup yet, or a last attempt that failed: try again. */
+	if ((a->unresolved_pods || a->applied != a->generation) && bm_agent_apply(a) == -2)
+		fatal_apply(al);
+}
+
 static int run(struct bm_agent *a, int once)
 {
-	int ep = -1, ino = -1, sfd = -1, deb = -1, tick = -1, rc = 1;
-	struct epoll_event ev, evs[8];
+	struct agent_loop al = { .a = a, .rc = 1 };
+	int ino = -1, sfd = -1;
 	sigset_t mask;
 
 	/* Blocked before anything else: a signal that comes while the first apply runs (say, right
@@ -81,118 +165,92 @@ static int run(struct bm_agent *a, int once)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (bm_agent_start(a))
+	signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not a death */
+	al.loop = bm_evloop_new();
+	if (!al.loop) {
+		bm_err("set up the event loop: out of memory");
 		return 1;
+	}
+	a->loop = al.loop;
+	bm_ev_timer_init(&al.debounce, on_debounce, &al);
+	bm_ev_timer_init(&al.tick, on_tick, &al);
+	if (bm_agent_start(a)) {
+		bm_evloop_free(al.loop);
+		return 1;
+	}
 	if (bm_agent_apply(a) == -2)
 		goto cleanup;
 	if (once) {
-		rc = a->applied && a->dp.committed ? 0 : 1;
+		al.rc = a->applied && a->dp.committed ? 0 : 1;
 		goto cleanup;
 	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	deb = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	tick = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || ino < 0 || deb < 0 || tick < 0 || ep < 0) {
+	if (sfd < 0 || ino < 0) {
 		bm_err("set up the event loop: %s", strerror(errno));
 		goto cleanup;
 	}
 	add_watches(ino, a);
-	struct itimerspec every = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
-
-	timerfd_settime(tick, 0, &every, NULL);
-	int use_tc = a->tc_ifaces || a->tc_host_ifaces;
-	int fds[] = { sfd, ino, deb, tick, use_tc ? bm_tc_event_fd(&a->tc) : -1 };
-
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (fds[i] < 0)
-			continue;
-		ev.events = EPOLLIN;
-		ev.data.fd = fds[i];
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
-			bm_err("epoll_ctl: %s", strerror(errno));
+	bm_ev_file_init(&al.sig, sfd, on_signal, &al);
+	bm_ev_file_init(&al.ino, ino, on_inotify, &al);
+	if (bm_ev_file_set(al.loop, &al.sig, BM_EV_READ) ||
+	    bm_ev_file_set(al.loop, &al.ino, BM_EV_READ) ||
+	    bm_ev_timer_arm(al.loop, &al.tick, 1000)) {
+		bm_err("set up the event loop: %s", strerror(errno));
+		goto cleanup;
+	}
+	if (a->tc_ifaces || a->tc_host_ifaces) {
+		bm_ev_file_init(&al.tc, bm_tc_event_fd(&a->tc), on_tc, &al);
+		if (bm_ev_file_set(al.loop, &al.tc, BM_EV_READ)) {
+			bm_err("set up the event loop: %s", strerror(errno));
 			goto cleanup;
 		}
 	}
 	bm_info("watching %s for node %s", a->config_dir, a->node);
-	for (;;) {
-		int n = epoll_wait(ep, evs, 8, -1);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			bm_err("epoll_wait: %s", strerror(errno));
-			goto cleanup;
-		}
-		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
-			char buf[4096] __attribute__((aligned(8)));
-			uint64_t ticks;
-
-			if (fd == sfd) {
-				struct signalfd_siginfo si;
-
-				if (read(sfd, &si, sizeof(si)) != sizeof(si))
-					continue;
-				if (si.ssi_signo == SIGHUP) {
-					bm_config_cache_touch(a->cache, NULL);
-					timer_arm(deb, 1);
-					continue;
-				}
-				bm_info("signal %u: exiting; the datapath stays pinned", si.ssi_signo);
-				rc = 0;
-				goto cleanup;
-			} else if (fd == ino) {
-				int dirs_changed = 0;
-				ssize_t len;
-
-				while ((len = read(ino, buf, sizeof(buf))) > 0)
-					for (char *p = buf; p < buf + len;) {
-						struct inotify_event *ie = (struct inotify_event *)p;
-
-						dirs_changed |= (ie->mask & IN_ISDIR) != 0;
-						/* The config dir's events name the files to parse again;
-						 * lost events mean reading it all. */
-						if (ie->mask & IN_Q_OVERFLOW)
-							bm_config_cache_touch(a->cache, NULL);
-						else if (ie->wd == cfg_wd && ie->len)
-							bm_config_cache_touch(a->cache, ie->name);
-						p += sizeof(*ie) + ie->len;
-					}
-				if (dirs_changed)
-					add_watches(ino, a); /* kubepods may have just appeared */
-				timer_arm(deb, DEBOUNCE_MS);
-			} else if (fd == deb) {
-				if (read(deb, &ticks, sizeof(ticks)) > 0 && bm_agent_apply(a) == -2)
-					goto cleanup;
-			} else if (use_tc && fd == bm_tc_event_fd(&a->tc)) {
-				bm_tc_on_event(&a->tc);
-			} else if (fd == tick) {
-				if (read(tick, &ticks, sizeof(ticks)) <= 0)
-					continue;
-				bm_install_tick(&a->in);
-				/* A local pod without its cgroup yet, or a last attempt that failed:
-				 * try again. */
-				if ((a->unresolved_pods || a->applied != a->generation) &&
-				    bm_agent_apply(a) == -2)
-					goto cleanup;
-			}
-		}
-	}
+	if (bm_evloop_run(al.loop))
+		bm_err("event loop: %s", strerror(errno));
 cleanup:
+	if (al.sig.added)
+		bm_ev_file_del(al.loop, &al.sig);
+	if (al.ino.added)
+		bm_ev_file_del(al.loop, &al.ino);
+	if (al.tc.added)
+		bm_ev_file_del(al.loop, &al.tc);
+	bm_ev_timer_cancel(al.loop, &al.debounce);
+	bm_ev_timer_cancel(al.loop, &al.tick);
 	bm_agent_stop(a);
-	if (ep >= 0)
-		close(ep);
+	bm_evloop_free(al.loop);
+	a->loop = NULL;
 	if (ino >= 0)
 		close(ino);
 	if (sfd >= 0)
 		close(sfd);
-	if (deb >= 0)
-		close(deb);
-	if (tick >= 0)
-		close(tick);
-	return rc;
+	return al.rc;
+}
+
+/* "10.244.1.1" or "10.244.1.1,fd00::1": one address per family. 0, or -1 with a message. */
+static int parse_l7_addrs(const char *arg, struct bm_l7_opts *o)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct bm_ip ip;
+		struct bm_ip *slot;
+		static const struct bm_ip none;
+
+		if (bm_ip_parse(tok, &ip)) {
+			fprintf(stderr, "bpfmesh-agent: --l7-addr: not an IP address: %s\n", tok);
+			return -1;
+		}
+		slot = bm_ip_is_v4(&ip) ? &o->addr4 : &o->addr6;
+		if (memcmp(slot, &none, sizeof(none))) {
+			fprintf(stderr, "bpfmesh-agent: --l7-addr: two addresses of one family\n");
+			return -1;
+		}
+		*slot = ip;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -210,10 +268,12 @@ int main(int argc, char **argv)
 		{ "no-sockmap", no_argument, NULL, 'S' },
 		{ "tc-ifaces", required_argument, NULL, 'T' },
 		{ "tc-host-ifaces", required_argument, NULL, 'H' },
+		{ "l7-addr", required_argument, NULL, 'A' },
+		{ "l7-port", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct bm_agent a = { .bpffs = "/sys/fs/bpf" };
+	struct bm_agent a = { .bpffs = "/sys/fs/bpf", .l7o = { .port = BM_L7_DEFAULT_PORT } };
 	const char *check = NULL, *state = NULL;
 	int cleanup = 0, once = 0, c;
 
@@ -230,6 +290,22 @@ int main(int argc, char **argv)
 		case 'S': a.no_sockmap = 1; break;
 		case 'T': a.tc_ifaces = optarg; break;
 		case 'H': a.tc_host_ifaces = optarg; break;
+		case 'A':
+			if (parse_l7_addrs(optarg, &a.l7o))
+				return 2;
+			a.l7_on = true;
+			break;
+		case 'P': {
+			char *end;
+			long p = strtol(optarg, &end, 10);
+
+			if (*end || p < 1 || p > 65535) {
+				fprintf(stderr, "bpfmesh-agent: --l7-port: not a port: %s\n", optarg);
+				return 2;
+			}
+			a.l7o.port = (uint16_t)p;
+			break;
+		}
 		case 'l':
 			if (bm_log_parse_level(optarg, &bm_log_level)) {
 				fprintf(stderr, "bpfmesh-agent: unknown log level %s\n", optarg);

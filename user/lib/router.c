@@ -42,6 +42,13 @@ struct rport {
 					* UINT32_MAX when it names nothing serving this port */
 };
 
+/* A caller's pod as its rules see it: copies of the fields, pointing into the pinned parses
+ * (the pod itself may be in a view that is gone after the apply). */
+struct caller {
+	struct bm_labels labels;
+	const char *ns;
+};
+
 struct bm_router {
 	struct bm_config_pin *pin;
 	struct vsc *vscs;
@@ -53,7 +60,7 @@ struct bm_router {
 	struct bm_blobtab by_key;      /* (vip 16 bytes, port) -> index into ports */
 	struct bm_blobtab by_cluster;  /* cluster name -> index into clusters */
 	struct bm_blobtab by_wl;       /* wl_id -> index into callers */
-	struct bm_router_caller *callers;
+	struct caller *callers;
 	size_t n_callers;
 	uint64_t rnd;                  /* xorshift state */
 	char path_buf[8192];           /* rewritten path of the last call */
@@ -327,7 +334,8 @@ struct bm_router *bm_router_build(const struct bm_catalog *cat,
 
 		if (!e)
 			goto fail;
-		r->callers[r->n_callers] = callers[i];
+		r->callers[r->n_callers].labels = callers[i].pod->meta.labels;
+		r->callers[r->n_callers].ns = callers[i].pod->meta.ns;
 		e->val = r->n_callers++;
 	}
 	for (size_t i = 0; i < cat->n_svcs; i++) {
@@ -497,8 +505,8 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 							     sizeof(req->caller_wl));
 
 		if (e) {
-			labels = &r->callers[e->val].pod->meta.labels;
-			caller_ns = r->callers[e->val].pod->meta.ns;
+			labels = &r->callers[e->val].labels;
+			caller_ns = r->callers[e->val].ns;
 		}
 	}
 	rule = bm_http_routes_match_entry(v->routes, req, rp->port, labels, caller_ns, "mesh",

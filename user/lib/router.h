@@ -14,7 +14,8 @@
 #include "config.h"
 #include "l7.h"
 
-/* A local workload the kernel may name as a caller (bm_orig.wl_id). */
+/* A local workload the kernel may name as a caller (bm_orig.wl_id). Only its labels and
+ * namespace are kept (they must live in parses the pin holds). */
 struct bm_router_caller {
 	uint32_t wl_id;
 	const struct bm_pod *pod;

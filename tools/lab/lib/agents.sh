@@ -11,11 +11,13 @@ agent_find_bin() {
 		die "bpfmesh-agent is not built: $AGENT_BIN is missing (run make$([[ ${BM_SAN:-0} == 1 ]] && echo ' SAN=1'), or use lab up --no-agent)"
 }
 
-# agent_start NODE [BIN]: start the node's agent (the lab's binary, or BIN). A small shell stays
+# agent_start NODE [BIN]: start the node's agent (the lab's binary, or BIN), its HTTP listener on
+# the node's cni0 addresses (the pods' gateway, port 15001). A small shell stays
 # in the agent's cgroup as its parent, only to record its exit status in <node>.exit; the pid
 # recorded in <node>.pid is the agent's own (nsenter execs it).
 agent_start() {
-	local node=$1 bin=${2:-$AGENT_BIN} cg sd
+	local node=$1 bin=${2:-$AGENT_BIN} cg sd idx=${1##*-node} hx
+	hx=$(printf '%x' "$idx")
 	cg=$(agent_cgroup "$node")
 	sd=$(agent_dir "$node")
 	mkdir -p "$cg" "$sd"
@@ -30,7 +32,8 @@ agent_start() {
 		echo $? >"$exitf"' \
 		sh "$sd.pid" "$cg" "$sd.exit" "$inner" --net="/run/netns/$node" -- \
 		"$bin" --config-dir "$STATE/config" --node "$node" --cgroup "$CGBASE/$node" \
-		--state-dir "$sd" </dev/null >>"$sd.log" 2>&1 9<&-
+		--state-dir "$sd" --l7-addr "10.244.$idx.1,fd00:10:244:$hx::1" \
+		</dev/null >>"$sd.log" 2>&1 9<&-
 }
 
 agent_alive() {

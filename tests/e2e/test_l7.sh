@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# End to end, in a two-node lab: HTTP routing by the node agent. The client pod's connections
+# to an HTTP service port go to its node's agent, which routes each request: the seed's canary
+# (90/10 on /api/v2, x-env: canary to v2, the rest to v1) on keep-alive connections, retries,
+# timeouts, faults, redirects; a hostile request; the agent stopped (L4 meanwhile) and back.
+. "$(dirname "$0")/lib.sh"
+
+EX=$E2E_ROOT/examples
+TMP=$E2E_TMP
+
+cp "$EX/demo/canary-http.yaml" "$TMP/canary.yaml"
+
+e2e_start "$EX/demo/backend.yaml" "$EX/demo/client.yaml" "$EX/seed/03-destinationrule.yaml" \
+	"$TMP/canary.yaml"
+cnode=$(lab pods | awk '$1 ~ /^client-/ { print $3 }')
+check "the client runs on $cnode" test -n "$cnode"
+ctl() { "$E2E_BIN/bpfmeshctl" --node "$cnode" "$@"; }
+stat_of() { ctl bpf stats | awk -v k="$1" '$1 == k { print $2 }'; }
+
+# versions that answered n requests (curl keeps one connection for all of them)
+versions() { # n path [curl args...]
+	local n=$1 path=$2 urls=()
+	shift 2
+	for ((i = 0; i < n; i++)); do urls+=("http://backend$path"); done
+	in_pod client curl -s -m 120 "$@" -w '\n' "${urls[@]}" |
+		grep -o '"pod":"backend-v[0-9]*' | sort | uniq -c | awk '{ sub(/.*backend-/, "", $2); print $2, $1 }'
+}
+count_of() { awk -v v="$1" '$1 == v { print $2 + 0 }' <<<"$2"; }
+
+red0=$(stat_of l7_redirect)
+
+# 1. The canary: 90/10 per request, within +-3 points over 2000 requests on one connection.
+s=$(versions 2000 /api/v2/items)
+v1=$(count_of v1 "$s"); v2=$(count_of v2 "$s")
+echo "# /api/v2 over 2000 requests on one keep-alive connection: v1=$v1 v2=$v2"
+check "2000 requests answered ($((v1 + v2)))" test "$((v1 + v2))" = 2000
+check "90/10 per request: v2 got $v2 of 2000 (140..260), on one connection" \
+	test "${v2:-0}" -ge 140 -a "${v2:-0}" -le 260
+red1=$(stat_of l7_redirect)
+check "that was one connection to the agent (l7_redirect +$((red1 - red0)))" test "$((red1 - red0))" = 1
+
+# 2. Header route and default route.
+s=$(versions 100 /anything -H 'x-env: canary')
+check "x-env: canary -> v2 for 100 of 100 ($(echo $s))" test "$(count_of v2 "$s")" = 100
+s=$(versions 100 /anything -H 'x-env: prod')
+check "no match -> default route v1 for 100 of 100 ($(echo $s))" test "$(count_of v1 "$s")" = 100
+s=$(versions 100 /api/v1)
+check "/api/v1 is not /api/v2: v1 for 100 of 100 ($(echo $s))" test "$(count_of v1 "$s")" = 100
+
+# 3. The app still sees the VIP as its peer; the backend sees the request as sent.
+VIP=$(svc_ip backend)
+peer=$(in_pod client python3 -c '
+import socket
+s = socket.create_connection(("backend", 80), timeout=5)
+print("%s:%d" % s.getpeername()[:2])')
+check "getpeername() in the client shows the VIP $VIP:80 (got $peer)" test "$peer" = "$VIP:80"
+body=$(in_pod client curl -s -m 5 -H 'x-trace: abc' 'http://backend/q?a=1')
+check "path, query and headers reach the backend as sent" \
+	grep -q '"path":"/q?a=1".*"x-trace":"abc"' <<<"$body"
+
+# 4. Retries: the seed's 04 (attempts 3 on 5xx, reset, connect-failure; timeout 10s). A
+# request the backend always fails is tried 1 + 3 times, then its 503 reaches the client.
+cfg=$(lab config-dir)
+lab delete "$TMP/canary.yaml" >/dev/null
+lab apply "$EX/seed/04-retry-timeout.yaml" >/dev/null
+tries() { # path: how many times the backends were asked for path
+	local n=0 p
+	for p in $(lab pods | awk '$1 ~ /^backend-/ { print $1 }'); do
+		n=$((n + $(lab logs "$p" | grep -c " $1 ")))
+	done
+	echo "$n"
+}
+code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backend/r1?status=503')
+check "a request failing with 503 every time: the client gets 503 ($code)" test "$code" = 503
+n=$(tries '/r1?status=503')
+check "retries: attempts 3 => the backends saw it 4 times ($n)" test "$n" = 4
+code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backend/r2?status=404')
+n=$(tries '/r2?status=404')
+check "a 404 is not retried (5xx only): seen once ($n), client got $code" test "$n" = 1 -a "$code" = 404
+
+# 5. Timeouts: 1 s for the route, no retries; a backend that takes 3 s gets a 504 at 1 s.
+cat >"$TMP/timeout.yaml" <<'YAML'
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: backend
+spec:
+  hosts: [backend]
+  http:
+  - match: [{uri: {prefix: /health}}]
+    directResponse: {status: 200, body: {string: "healthy from the mesh"}}
+  - match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, redirectCode: 302}
+  - match: [{uri: {prefix: /teapot}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: backend}}]
+  - match: [{uri: {prefix: /v2only}}]
+    rewrite: {uri: /rewritten}
+    headers: {request: {set: {x-added: mesh}}, response: {set: {x-served-by: bpfmesh}}}
+    route: [{destination: {host: backend, subset: v2}}]
+  - route: [{destination: {host: backend}}]
+    timeout: 1s
+    retries: {attempts: 0}
+YAML
+lab apply "$TMP/timeout.yaml" >/dev/null
+read -r code t < <(in_pod client curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total}\n' 'http://backend/slow?delay=3s')
+echo "# route timeout 1s, backend delay 3s: $code after $t s"
+check "route timeout: 504 ($code)" test "$code" = 504
+check "route timeout: answered within 2.5 s ($t s)" awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 2.5) }'
+body=$(in_pod client curl -s -m 5 http://backend/health)
+check "directResponse answered by the agent ($body)" test "$body" = "healthy from the mesh"
+hdrs=$(in_pod client curl -s -o /dev/null -D - -m 5 http://backend/old)
+check "redirect: 302 to /new" grep -qi '^location: http://backend/new' <<<"$hdrs"
+code=$(in_pod client curl -s -o /dev/null -m 5 -w '%{http_code}' http://backend/teapot)
+check "fault abort: 418 ($code)" test "$code" = 418
+out=$(in_pod client curl -s -D - -m 5 'http://backend/v2only/x?y=1')
+check "rewrite: the backend got /rewritten/x?y=1 from v2, with x-added: mesh" \
+	grep -q '"version":"v2".*"path":"/rewritten/x?y=1".*"x-added":"mesh"' <<<"$out"
+check "response header set: x-served-by: bpfmesh" grep -qi '^x-served-by: bpfmesh' <<<"$out"
+
+# 6. A hostile request gets a 400 from the agent, which keeps serving.
+code=$(in_pod client python3 -c '
+import socket
+s = socket.create_connection(("backend", 80), timeout=5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: backend\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+print(s.recv(100).split(b" ")[1].decode())')
+check "Content-Length with Transfer-Encoding: 400 ($code)" test "$code" = 400
+code=$(in_pod client curl -s -o /dev/null -m 5 -w '%{http_code}' http://backend/after)
+check "the agent still serves after it ($code)" test "$code" = 200
+code=$(in_pod client python3 -c '
+import socket
+s = socket.create_connection(("backend", 80), timeout=5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: backend\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+print(s.recv(100).split(b" ")[1].decode())')
+check "a 70 KB header: 431 ($code)" test "$code" = 431
+
+# 7. Not HTTP on the HTTP port: relayed as TCP to the service's own endpoints.
+who=$(in_pod client sh -c 'printf "WHOAMI\n" | socat -t 2 - TCP:backend:80' | head -1)
+check "raw bytes on port 80 are relayed as TCP ($who)" grep -q '^pod=backend-v' <<<"$who"
+
+# 8. Istio's default retries; then the agent stops: connections go L4 (no header rules, never refused); it starts: HTTP again.
+lab apply "$TMP/canary.yaml" >/dev/null
+lab delete "$TMP/timeout.yaml" >/dev/null
+# (Istio's default retry policy first: a route without retries retries a 503 twice.)
+code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backend/r3?status=503')
+n=$(tries '/r3?status=503')
+check "no retries in the route: Istio's default, a 503 tried 3 times ($n), client got $code" \
+	test "$n" = 3 -a "$code" = 503
+code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backend/r4?status=500')
+n=$(tries '/r4?status=500')
+check "... and a 500 is not retried by default ($n)" test "$n" = 1 -a "$code" = 500
+lab agent stop "$cnode" >/dev/null
+s=$(versions 50 /anything -H 'Connection: close' -H 'x-env: canary')
+n=$(( $(count_of v1 "$s") + $(count_of v2 "$s") ))
+check "agent stopped: 50 of 50 requests still answered, at L4 ($(echo $s))" test "$n" = 50
+noag=$(stat_of l7_noagent)
+check "the kernel counted them as l7_noagent ($noag)" test "${noag:-0}" -ge 50
+lab agent start "$cnode" >/dev/null
+s=$(versions 50 /anything -H 'x-env: canary')
+check "agent back: x-env: canary -> v2 for 50 of 50 again ($(echo $s))" test "$(count_of v2 "$s")" = 50
+
+e2e_finish

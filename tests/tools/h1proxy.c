@@ -1,0 +1,382 @@
+/* Test harness for the HTTP/1.1 engine (not part of the product): listens on loopback and
+ * serves every connection through bm_h1_proxy with a small router set from the command line. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "h1.h"
+
+#define MAX_UP 16
+#define PATH_RING 4096 /* rewritten paths live this many requests (the router owns them) */
+#define PATH_MAX_LEN 2048
+
+struct harness {
+	struct bm_evloop *loop;
+	struct bm_h1_proxy *px;
+	struct sockaddr_storage up[MAX_UP];
+	size_t n_up, rr;
+	uint32_t timeout, per_try, retries, retry_on, delay;
+	const char *respond_prefix, *redirect_prefix, *redirect_to, *rewrite_authority;
+	bool fail_first, sniff;
+	struct bm_http_edits req_edits, resp_edits;
+	const char *stats_file;
+	struct bm_ev_file lfile, sfile;
+	int lfd, sfd;
+	char (*paths)[PATH_MAX_LEN];
+	size_t path_next;
+};
+
+static int parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	struct sockaddr_in *in = (void *)ss;
+	struct sockaddr_in6 *in6 = (void *)ss;
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -1;
+	port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = 0;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
+	}
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, host, &in->sin_addr) == 1 ? 0 : -1;
+}
+
+static uint32_t parse_retry_on(const char *s)
+{
+	uint32_t v = 0;
+
+	if (strstr(s, "5xx"))
+		v |= BM_RETRY_5XX;
+	if (strstr(s, "gateway-error"))
+		v |= BM_RETRY_GATEWAY_ERROR;
+	if (strstr(s, "reset"))
+		v |= BM_RETRY_RESET;
+	if (strstr(s, "connect-failure"))
+		v |= BM_RETRY_CONNECT_FAILURE;
+	if (strstr(s, "retriable-4xx"))
+		v |= BM_RETRY_RETRIABLE_4XX;
+	return v;
+}
+
+/* "name:value" (or "name" for remove) into one of an edits' lists. */
+static int add_edit(struct bm_http_edit *list, size_t *n, char *arg, bool with_value)
+{
+	char *colon = strchr(arg, ':');
+
+	if (*n == BM_L7_MAX_EDITS || (with_value && !colon))
+		return -1;
+	if (colon)
+		*colon = 0;
+	list[*n].name = arg;
+	list[*n].value = with_value ? colon + 1 : NULL;
+	(*n)++;
+	return 0;
+}
+
+static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
+{
+	struct harness *h = arg;
+
+	d->route_name = "harness";
+	d->cluster = "outbound|8080||upstream";
+	if (h->respond_prefix && !strncmp(req->path, h->respond_prefix, strlen(h->respond_prefix))) {
+		d->action = BM_L7_RESPOND;
+		d->status = 418;
+		d->body = "I'm a teapot\n";
+		d->resp_edits = h->resp_edits;
+		return;
+	}
+	if (h->redirect_prefix && !strncmp(req->path, h->redirect_prefix, strlen(h->redirect_prefix))) {
+		d->action = BM_L7_RESPOND;
+		d->status = 301;
+		d->location = h->redirect_to;
+		return;
+	}
+	d->action = BM_L7_FORWARD;
+	d->upstream = h->up[h->rr++ % h->n_up];
+	d->timeout_ms = h->timeout;
+	d->per_try_timeout_ms = h->per_try;
+	d->retries = h->retries;
+	d->retry_on = h->retry_on;
+	d->delay_ms = h->delay;
+	d->req_edits = h->req_edits;
+	d->resp_edits = h->resp_edits;
+	d->rewrite_authority = h->rewrite_authority;
+	if (h->fail_first && req->attempt == 0) {
+		char *p = h->paths[h->path_next++ % PATH_RING];
+
+		snprintf(p, PATH_MAX_LEN, "%s%sstatus=503", req->path, strchr(req->path, '?') ? "&" : "?");
+		d->rewrite_path = p;
+	}
+}
+
+static void dump_stats(struct harness *h)
+{
+	const struct bm_h1_stats *st = bm_h1_proxy_stats(h->px);
+	FILE *f;
+
+	if (!h->stats_file || !(f = fopen(h->stats_file, "w")))
+		return;
+	fprintf(f, "downstream_cx %lu\ndownstream_cx_active %lu\nrequests %lu\n",
+		st->downstream_cx, st->downstream_cx_active, st->requests);
+	for (int i = 1; i <= 5; i++)
+		fprintf(f, "responses_%dxx %lu\n", i, st->responses[i]);
+	fprintf(f, "local_replies %lu\nupstream_cx %lu\nupstream_cx_fail %lu\nupstream_cx_active %lu\n"
+		   "upstream_reuse %lu\nupstream_reset %lu\nretries %lu\ntimeouts %lu\n"
+		   "per_try_timeouts %lu\nhead_timeouts %lu\nbad_requests %lu\ntoo_large %lu\n"
+		   "overflows %lu\nupgrades %lu\n",
+		st->local_replies, st->upstream_cx, st->upstream_cx_fail, st->upstream_cx_active,
+		st->upstream_reuse, st->upstream_reset, st->retries, st->timeouts,
+		st->per_try_timeouts, st->head_timeouts, st->bad_requests, st->too_large,
+		st->overflows, st->upgrades);
+	fclose(f);
+}
+
+/* --sniff: peek at the first bytes; HTTP goes to the engine, anything else is relayed. */
+struct pending {
+	struct harness *h;
+	int fd, tries;
+	struct sockaddr_storage dst;
+	struct bm_ev_timer t;
+	struct bm_ev_hook hook; /* still undecided when the loop is freed */
+};
+
+static void pending_drop(struct bm_evloop *l, struct bm_ev_hook *hk)
+{
+	struct pending *p = bm_container_of(hk, struct pending, hook);
+
+	bm_ev_timer_cancel(l, &p->t);
+	close(p->fd);
+	free(p);
+}
+
+static void sniff_timer(struct bm_evloop *l, struct bm_ev_timer *t)
+{
+	struct pending *p = t->data;
+	char buf[64];
+	ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	int verdict = n > 0 ? bm_h1_sniff(buf, (size_t)n) : 0;
+
+	if (n == 0 || (n < 0 && errno != EAGAIN)) {
+		bm_ev_hook_del(l, &p->hook);
+		pending_drop(l, &p->hook);
+		return;
+	}
+	if (verdict == 0 && ++p->tries < 100 && n < (ssize_t)sizeof(buf)) {
+		bm_ev_timer_arm(l, t, 5);
+		return;
+	}
+	bm_ev_hook_del(l, &p->hook);
+	if (verdict == 1)
+		bm_h1_proxy_serve(p->h->px, p->fd, &p->dst, 0);
+	else
+		bm_tcp_relay_serve(l, p->fd, &p->h->up[0]);
+	free(p);
+}
+
+static void on_accept(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
+{
+	struct harness *h = f->data;
+
+	(void)ev;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage dst;
+		socklen_t len = sizeof(dst);
+		int fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		if (getsockname(fd, (struct sockaddr *)&dst, &len) < 0)
+			memset(&dst, 0, sizeof(dst));
+		if (h->sniff) {
+			struct pending *p = calloc(1, sizeof(*p));
+
+			if (!p) {
+				close(fd);
+				continue;
+			}
+			p->h = h;
+			p->fd = fd;
+			p->dst = dst;
+			bm_ev_timer_init(&p->t, sniff_timer, p);
+			bm_ev_timer_arm(l, &p->t, 1);
+			bm_ev_hook_add(l, &p->hook, pending_drop);
+			continue;
+		}
+		if (bm_h1_proxy_serve(h->px, fd, &dst, 0))
+			fprintf(stderr, "h1proxy: serve: out of memory\n");
+	}
+}
+
+static void on_signal(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
+{
+	struct harness *h = f->data;
+	struct signalfd_siginfo si;
+
+	(void)ev;
+	while (read(h->sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1)
+			dump_stats(h);
+		else
+			bm_evloop_stop(l);
+	}
+}
+
+static int listen_on(const struct sockaddr_storage *a)
+{
+	int fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)a, bm_sockaddr_len(a)) < 0 || listen(fd, 1024) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: h1proxy --listen IP:PORT --upstream IP:PORT[,IP:PORT...] [--timeout MS]\n"
+		"  [--per-try-timeout MS] [--retries N] [--retry-on LIST] [--delay MS] [--fail-first]\n"
+		"  [--respond PREFIX] [--redirect PREFIX=LOCATION] [--rewrite-authority HOST]\n"
+		"  [--set-req N:V] [--add-req N:V] [--remove-req N] [--set-resp N:V] [--add-resp N:V]\n"
+		"  [--remove-resp N] [--head-timeout MS] [--idle-timeout MS] [--connect-timeout MS]\n"
+		"  [--max-requests-per-conn N] [--max-conns N] [--sniff] [--mark N] [--stats FILE]\n"
+		"  [--ready-file FILE]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "listen", 1, 0, 'l' }, { "upstream", 1, 0, 'u' }, { "timeout", 1, 0, 't' },
+		{ "per-try-timeout", 1, 0, 'T' }, { "retries", 1, 0, 'r' }, { "retry-on", 1, 0, 'o' },
+		{ "delay", 1, 0, 'd' }, { "fail-first", 0, 0, 'F' }, { "respond", 1, 0, 'R' },
+		{ "redirect", 1, 0, 'D' }, { "rewrite-authority", 1, 0, 'A' }, { "set-req", 1, 0, 1 },
+		{ "add-req", 1, 0, 2 }, { "remove-req", 1, 0, 3 }, { "set-resp", 1, 0, 4 },
+		{ "add-resp", 1, 0, 5 }, { "remove-resp", 1, 0, 6 }, { "head-timeout", 1, 0, 7 },
+		{ "idle-timeout", 1, 0, 8 }, { "connect-timeout", 1, 0, 9 },
+		{ "max-requests-per-conn", 1, 0, 10 }, { "max-conns", 1, 0, 11 }, { "sniff", 0, 0, 12 },
+		{ "stats", 1, 0, 13 }, { "ready-file", 1, 0, 14 }, { "mark", 1, 0, 15 }, { 0, 0, 0, 0 },
+	};
+	struct harness h = { .lfd = -1, .sfd = -1 };
+	struct bm_h1_opts opts = { 0 };
+	struct sockaddr_storage laddr;
+	const char *ready = NULL;
+	bool have_listen = false;
+	sigset_t mask;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		char *tok, *save = NULL;
+		int bad = 0;
+
+		switch (c) {
+		case 'l': bad = parse_addr(optarg, &laddr); have_listen = true; break;
+		case 'u':
+			for (tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+				bad |= h.n_up == MAX_UP || parse_addr(tok, &h.up[h.n_up++]);
+			break;
+		case 't': h.timeout = (uint32_t)atoi(optarg); break;
+		case 'T': h.per_try = (uint32_t)atoi(optarg); break;
+		case 'r': h.retries = (uint32_t)atoi(optarg); break;
+		case 'o': h.retry_on = parse_retry_on(optarg); break;
+		case 'd': h.delay = (uint32_t)atoi(optarg); break;
+		case 'F': h.fail_first = true; break;
+		case 'R': h.respond_prefix = optarg; break;
+		case 'D':
+			h.redirect_prefix = optarg;
+			h.redirect_to = strchr(optarg, '=');
+			bad = !h.redirect_to;
+			if (!bad)
+				*(char *)h.redirect_to++ = 0;
+			break;
+		case 'A': h.rewrite_authority = optarg; break;
+		case 1: bad = add_edit(h.req_edits.set, &h.req_edits.n_set, optarg, true); break;
+		case 2: bad = add_edit(h.req_edits.add, &h.req_edits.n_add, optarg, true); break;
+		case 3: bad = add_edit(h.req_edits.remove, &h.req_edits.n_remove, optarg, false); break;
+		case 4: bad = add_edit(h.resp_edits.set, &h.resp_edits.n_set, optarg, true); break;
+		case 5: bad = add_edit(h.resp_edits.add, &h.resp_edits.n_add, optarg, true); break;
+		case 6: bad = add_edit(h.resp_edits.remove, &h.resp_edits.n_remove, optarg, false); break;
+		case 7: opts.head_timeout_ms = (uint32_t)atoi(optarg); break;
+		case 8: opts.idle_timeout_ms = (uint32_t)atoi(optarg); break;
+		case 9: opts.connect_timeout_ms = (uint32_t)atoi(optarg); break;
+		case 10: opts.max_requests_per_conn = (uint32_t)atoi(optarg); break;
+		case 11: opts.max_conns_per_endpoint = (uint32_t)atoi(optarg); break;
+		case 12: h.sniff = true; break;
+		case 13: h.stats_file = optarg; break;
+		case 14: ready = optarg; break;
+		case 15: bm_conn_upstream_mark = (uint32_t)strtoul(optarg, NULL, 0); break;
+		default: usage();
+		}
+		if (bad) {
+			fprintf(stderr, "h1proxy: bad option value: %s\n", optarg);
+			usage();
+		}
+	}
+	if (!have_listen || !h.n_up)
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	h.paths = calloc(PATH_RING, PATH_MAX_LEN);
+	h.loop = bm_evloop_new();
+	h.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	h.lfd = listen_on(&laddr);
+	if (!h.paths || !h.loop || h.sfd < 0 || h.lfd < 0) {
+		fprintf(stderr, "h1proxy: setup (listen, signalfd, memory): %s\n", strerror(errno));
+		goto cleanup;
+	}
+	h.px = bm_h1_proxy_new(h.loop, &opts, route, &h);
+	if (!h.px)
+		goto cleanup;
+	bm_ev_file_init(&h.lfile, h.lfd, on_accept, &h);
+	bm_ev_file_init(&h.sfile, h.sfd, on_signal, &h);
+	if (bm_ev_file_set(h.loop, &h.lfile, BM_EV_READ) || bm_ev_file_set(h.loop, &h.sfile, BM_EV_READ))
+		goto cleanup;
+	if (ready) {
+		FILE *f = fopen(ready, "w");
+
+		if (f) {
+			fputs("ready\n", f);
+			fclose(f);
+		}
+	}
+	rc = bm_evloop_run(h.loop) ? 1 : 0;
+	dump_stats(&h);
+cleanup:
+	bm_h1_proxy_free(h.px);
+	if (h.lfd >= 0)
+		close(h.lfd);
+	if (h.sfd >= 0)
+		close(h.sfd);
+	bm_evloop_free(h.loop);
+	free(h.paths);
+	return rc;
+}

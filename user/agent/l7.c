@@ -1,0 +1,311 @@
+/* The agent's HTTP listener (l7.h): accept, find the original destination the kernel filed,
+ * sniff the first bytes, then the HTTP/1.1 engine or a TCP relay. */
+#include "l7.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bm_svc.h"
+#include "log.h"
+
+/* A connection whose first bytes are not in yet. */
+struct bm_l7_sniff {
+	struct bm_l7_sniff *prev, *next;
+	struct bm_l7 *l;
+	struct bm_ev_file ev;
+	struct bm_ev_timer timer;
+	struct sockaddr_storage orig;
+	uint32_t wl_id;
+};
+
+static void sniff_unlink(struct bm_l7_sniff *s)
+{
+	struct bm_l7 *l = s->l;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->sniffs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	bm_ev_file_del(l->loop, &s->ev);
+	bm_ev_timer_cancel(l->loop, &s->timer);
+}
+
+static void sniff_close(struct bm_l7_sniff *s)
+{
+	sniff_unlink(s);
+	close(s->ev.fd);
+	free(s);
+}
+
+static void as_tcp(struct bm_l7 *l, int fd, const struct sockaddr_storage *orig)
+{
+	struct sockaddr_storage up;
+
+	if (bm_router_tcp_pick(l->router, orig, &up)) {
+		l->cnt.tcp_no_upstream++;
+		close(fd);
+		return;
+	}
+	l->cnt.tcp++;
+	if (bm_tcp_relay_serve(l->loop, fd, &up))
+		bm_warn("l7: TCP relay: out of memory or no socket");
+}
+
+/* The first bytes decide: HTTP/1 goes to the engine, anything else is relayed as TCP. */
+static void sniff_done(struct bm_l7_sniff *s, bool http)
+{
+	struct bm_l7 *l = s->l;
+	int fd = s->ev.fd;
+	struct sockaddr_storage orig = s->orig;
+	uint32_t wl = s->wl_id;
+
+	sniff_unlink(s);
+	free(s);
+	if (!http) {
+		as_tcp(l, fd, &orig);
+		return;
+	}
+	l->cnt.http++;
+	if (bm_h1_proxy_serve(l->px, fd, &orig, wl))
+		bm_warn("l7: serving a connection failed (out of memory)");
+}
+
+static void sniff_event(struct bm_evloop *loop, struct bm_ev_file *f, uint32_t events)
+{
+	struct bm_l7_sniff *s = f->data;
+	char buf[128];
+	ssize_t n;
+	int r;
+
+	(void)loop;
+	(void)events;
+	n = recv(f->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		sniff_close(s); /* closed or reset before a byte */
+		return;
+	}
+	r = bm_h1_sniff(buf, (size_t)n);
+	if (r == 0 && (size_t)n < sizeof(buf))
+		return; /* could still be HTTP: wait for more */
+	sniff_done(s, r == 1);
+}
+
+static void sniff_timeout(struct bm_evloop *loop, struct bm_ev_timer *t)
+{
+	(void)loop;
+	sniff_done(t->data, false); /* a server-first protocol, or a silent client: TCP */
+}
+
+static void sockaddr_of(const uint8_t *a16, uint16_t port_be, struct sockaddr_storage *ss)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	memset(ss, 0, sizeof(*ss));
+	if (!memcmp(a16, v4mapped, 12)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, a16 + 12, 4);
+		s4->sin_port = port_be;
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, a16, 16);
+		s6->sin6_port = port_be;
+	}
+}
+
+static void on_accept(struct bm_l7 *l, int fd)
+{
+	struct bm_l7_sniff *s;
+	struct bm_orig o;
+
+	l->cnt.accepted++;
+	if (bm_dp_orig_take(l->dp, fd, &o)) {
+		/* Not sent by our hook (someone connected to the port directly), or its record was
+		 * evicted: there is nowhere to route it. */
+		l->cnt.no_orig++;
+		close(fd);
+		return;
+	}
+	if (l->bypass && bm_dp_bypass_join(l->dp, fd) > 0)
+		l->cnt.bypass_joined++;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return;
+	}
+	s->l = l;
+	sockaddr_of(o.vip, o.vip_port, &s->orig);
+	s->wl_id = o.wl_id;
+	bm_ev_file_init(&s->ev, fd, sniff_event, s);
+	bm_ev_timer_init(&s->timer, sniff_timeout, s);
+	s->next = l->sniffs;
+	if (l->sniffs)
+		l->sniffs->prev = s;
+	l->sniffs = s;
+	if (bm_ev_file_set(l->loop, &s->ev, BM_EV_READ) ||
+	    bm_ev_timer_arm(l->loop, &s->timer, BM_L7_SNIFF_MS))
+		sniff_close(s);
+}
+
+static void lsn_event(struct bm_evloop *loop, struct bm_ev_file *f, uint32_t events)
+{
+	struct bm_l7 *l = f->data;
+
+	(void)loop;
+	(void)events;
+	for (int i = 0; i < 64; i++) { /* a bounded batch: other work gets its turn */
+		int fd = accept4(f->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				bm_warn("l7: accept: %s", strerror(errno));
+			return;
+		}
+		on_accept(l, fd);
+	}
+}
+
+static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
+{
+	struct bm_l7 *l = arg;
+
+	if (!l->router) {
+		memset(d, 0, sizeof(*d));
+		d->action = BM_L7_RESPOND;
+		d->status = 503;
+		d->body = "no config applied yet\n";
+		d->close = true;
+		return;
+	}
+	bm_router_route(l->router, req, d);
+}
+
+static int listen_at(const struct bm_ip *ip, uint16_t port, bool v6)
+{
+	struct sockaddr_storage ss;
+	int one = 1, mark = BM_AGENT_MARK, fd, err;
+
+	memset(&ss, 0, sizeof(ss));
+	if (!v6) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, ip->a + 12, 4);
+		s4->sin_port = htons(port);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, ip->a, 16);
+		s6->sin6_port = htons(port);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, v6 ? sizeof(struct sockaddr_in6) :
+						  sizeof(struct sockaddr_in)) ||
+	    listen(fd, 4096)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void l7_hook(struct bm_evloop *loop, struct bm_ev_hook *h)
+{
+	struct bm_l7 *l = bm_container_of(h, struct bm_l7, hook);
+
+	(void)loop;
+	while (l->sniffs)
+		sniff_close(l->sniffs);
+}
+
+int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
+		const struct bm_l7_opts *o)
+{
+	static const struct bm_ip none;
+	char ip[64];
+	int err = 0;
+
+	memset(l, 0, sizeof(*l));
+	l->loop = loop;
+	l->dp = dp;
+	l->bypass = o->bypass;
+	bm_conn_upstream_mark = BM_AGENT_MARK;
+	l->px = bm_h1_proxy_new(loop, NULL, route, l);
+	if (!l->px)
+		return -ENOMEM;
+	bm_ev_hook_add(loop, &l->hook, l7_hook);
+	for (int v6 = 0; v6 < 2; v6++) {
+		const struct bm_ip *a = v6 ? &o->addr6 : &o->addr4;
+		int fd;
+
+		if (!memcmp(a, &none, sizeof(none)))
+			continue;
+		bm_ip_format(a, ip, sizeof(ip));
+		fd = listen_at(a, o->port, v6);
+		if (fd < 0) {
+			err = fd;
+			bm_err("l7: listen on %s port %u: %s", ip, o->port, strerror(-err));
+			break;
+		}
+		bm_ev_file_init(&l->lsn[l->n_lsn].ev, fd, lsn_event, l);
+		l->lsn[l->n_lsn].v6 = v6;
+		err = bm_ev_file_set(loop, &l->lsn[l->n_lsn].ev, BM_EV_READ);
+		l->n_lsn++;
+		if (!err)
+			err = bm_dp_l7_listener_set(dp, v6, fd);
+		if (err) {
+			bm_err("l7: register the listener on %s with the kernel: %s", ip,
+			       strerror(-err));
+			break;
+		}
+		bm_info("l7: HTTP listener on %s port %u", ip, o->port);
+	}
+	if (err)
+		bm_l7_stop(l);
+	return err;
+}
+
+void bm_l7_set_router(struct bm_l7 *l, struct bm_router *r)
+{
+	bm_router_free(l->router);
+	l->router = r;
+}
+
+void bm_l7_stop(struct bm_l7 *l)
+{
+	if (!l->loop)
+		return;
+	for (size_t i = 0; i < l->n_lsn; i++) {
+		bm_ev_file_del(l->loop, &l->lsn[i].ev);
+		close(l->lsn[i].ev.fd); /* the kernel drops it from bm_l7_lsn: L4 from now on */
+	}
+	l->n_lsn = 0;
+	while (l->sniffs)
+		sniff_close(l->sniffs);
+	bm_ev_hook_del(l->loop, &l->hook);
+	if (l->px)
+		bm_h1_proxy_free(l->px);
+	l->px = NULL;
+	bm_router_free(l->router);
+	l->router = NULL;
+	l->loop = NULL;
+}

@@ -1,0 +1,60 @@
+/* The agent's HTTP side: the listener the kernel redirects HTTP service ports to, each accepted
+ * connection matched to where its client was going (bm_orig), sniffed, and handed to the
+ * HTTP/1.1 engine with the current router, or relayed as TCP when it is not HTTP/1. */
+#ifndef BM_AGENT_L7_H
+#define BM_AGENT_L7_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dp.h"
+#include "evloop.h"
+#include "h1.h"
+#include "router.h"
+
+#define BM_L7_DEFAULT_PORT 15001
+#define BM_L7_SNIFF_MS 5000 /* Istio's protocol detection timeout: then it is TCP */
+
+struct bm_l7_counters {
+	uint64_t accepted;       /* connections accepted on the listener */
+	uint64_t no_orig;        /* the kernel had no record for them: closed */
+	uint64_t http;           /* handed to the HTTP/1 engine */
+	uint64_t tcp;            /* relayed as TCP (not HTTP/1, or the sniff timed out) */
+	uint64_t tcp_no_upstream; /* ... with no endpoint to relay to: closed */
+	uint64_t bypass_joined;  /* agent ends that joined the same-node bypass */
+};
+
+struct bm_l7_sniff;
+
+struct bm_l7 {
+	struct bm_evloop *loop;
+	const struct bm_dp *dp;
+	struct bm_h1_proxy *px;
+	struct bm_router *router;     /* NULL until a config applies: requests get 503 */
+	struct {
+		struct bm_ev_file ev;
+		bool v6;
+	} lsn[2];
+	size_t n_lsn;
+	struct bm_l7_sniff *sniffs;   /* connections still being sniffed */
+	struct bm_ev_hook hook;
+	struct bm_l7_counters cnt;
+	bool bypass;                  /* join the same-node bypass from the agent's end */
+};
+
+struct bm_l7_opts {
+	struct bm_ip addr4, addr6;    /* all zero: no listener for that family */
+	uint16_t port;
+	bool bypass;
+};
+
+/* Listen (SO_MARK'ed sockets, registered with the kernel) and serve on loop. 0 or -errno. */
+int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
+		const struct bm_l7_opts *o);
+/* The router for requests from now on (the old one is freed: in-flight requests copied what
+ * they use). */
+void bm_l7_set_router(struct bm_l7 *l, struct bm_router *r);
+void bm_l7_stop(struct bm_l7 *l);
+
+#endif

@@ -1,0 +1,87 @@
+/* The agent's HTTP/1.1 proxy engine: client connections in, the router (l7.h) decides, the
+ * engine forwards (pooled upstreams, retries, timeouts) or answers; plus a TCP relay and sniff. */
+#ifndef BM_H1_H
+#define BM_H1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "evloop.h"
+#include "l7.h"
+
+/* Tunables; a field left 0 takes the default in brackets. */
+struct bm_h1_opts {
+	uint32_t head_timeout_ms;        /* [10000] request head complete within, from its first byte: 408 */
+	uint32_t idle_timeout_ms;        /* [60000] client keep-alive idle between requests: close */
+	uint32_t stream_idle_ms;         /* [300000] no byte either way during a request: 408 or reset */
+	uint32_t tunnel_idle_ms;         /* [3600000] upgraded (WebSocket) connection idle: close */
+	uint32_t connect_timeout_ms;     /* [10000] upstream connect: 503 (connect failure) */
+	uint32_t upstream_idle_ms;       /* [30000] pooled upstream connection idle: close */
+	uint32_t max_requests_per_conn;  /* [0 = unlimited] requests per upstream connection */
+	uint32_t max_conns_per_endpoint; /* [0 = unlimited] beyond: 503 (overflow), no queueing */
+	uint32_t max_idle_per_endpoint;  /* [1024] idle upstream connections kept per endpoint */
+	uint32_t head_max;               /* [65536] request line + headers, bytes: 431 */
+	uint32_t max_headers;            /* [100] header fields: 431 */
+	uint32_t retry_buffer;           /* [65536] request body kept for a retry; more: no retry */
+	uint32_t buf_size;               /* [65536] per direction per connection (flow control) */
+};
+
+/* Counters, monotonic; read them with bm_h1_proxy_stats at any time. */
+struct bm_h1_stats {
+	uint64_t downstream_cx;          /* client connections served */
+	uint64_t downstream_cx_active;
+	uint64_t requests;               /* request heads parsed and routed */
+	uint64_t responses[6];           /* sent to clients by class: [1] 1xx .. [5] 5xx */
+	uint64_t local_replies;          /* answered by the engine (RESPOND, errors) */
+	uint64_t upstream_cx;            /* upstream connections opened */
+	uint64_t upstream_cx_fail;       /* connects refused or timed out */
+	uint64_t upstream_cx_active;
+	uint64_t upstream_reuse;         /* requests sent on a pooled connection */
+	uint64_t upstream_reset;         /* upstream failed before its response ended */
+	uint64_t retries;                /* router called again (attempt > 0) */
+	uint64_t timeouts;               /* route timeouts (504 or reset) */
+	uint64_t per_try_timeouts;
+	uint64_t head_timeouts;          /* 408: slow request heads */
+	uint64_t bad_requests;           /* 400 */
+	uint64_t too_large;              /* 431 */
+	uint64_t overflows;              /* endpoint connection limit hit, or a body beyond the
+					  * retry buffer when a retry was wanted */
+	uint64_t upgrades;               /* tunnels after 101 */
+};
+
+struct bm_h1_proxy;
+
+/* opts may be NULL (all defaults); route is called once per attempt. */
+struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_opts *opts,
+				    bm_l7_route_fn route, void *arg);
+/* Serves one accepted client connection (takes ownership of client_fd, closed on failure).
+ * orig_dst: where the client was going (copied; NULL: unknown); caller_wl: bm_wl id or 0.
+ * Returns 0 or -errno. */
+int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
+		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl);
+const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px);
+/* Closes every client and upstream connection of px and frees it (immediately: do not call
+ * from inside one of px's own callbacks). */
+void bm_h1_proxy_free(struct bm_h1_proxy *px);
+
+/* Relays bytes both ways between client_fd (owned from here) and a new connection to
+ * upstream, half-closes passed through; 10 s connect timeout, 1 h idle. The relay lives on
+ * the loop and is closed by bm_evloop_free at the latest. Returns 0 or -errno. */
+int bm_tcp_relay_serve(struct bm_evloop *loop, int client_fd,
+		       const struct sockaddr_storage *upstream);
+
+/* Moves bytes both ways between a and b (each one's input goes out on the other; EOF
+ * becomes FIN) and sets their epoll interest. BM_AGAIN: running; BM_OK: both directions
+ * finished; BM_ERROR: one side failed. */
+int bm_conn_pipe(struct bm_conn *a, struct bm_conn *b);
+
+/* The first bytes of a connection: an HTTP/1.x request line so far? 1: yes (method token,
+ * space, target, " HTTP/1."), 0: could still be (read more), -1: not HTTP/1. */
+int bm_h1_sniff(const void *buf, size_t len);
+/* bm_h1_sniff(buf, len) == 1. */
+bool bm_h1_looks_like_http(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,82 @@
+/* The HTTP/1.1 engine's public face: a proxy with its options, router, stats and upstream
+ * pool; client connections handed in by the agent; teardown of everything it owns. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "h1_internal.h"
+
+static void set_default(uint32_t *v, uint32_t def)
+{
+	if (!*v)
+		*v = def;
+}
+
+struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_opts *opts,
+				    bm_l7_route_fn route, void *arg)
+{
+	struct bm_h1_proxy *px;
+	struct bm_h1_opts *o;
+
+	if (!loop || !route)
+		return NULL;
+	px = calloc(1, sizeof(*px));
+	if (!px)
+		return NULL;
+	px->loop = loop;
+	px->route = route;
+	px->route_arg = arg;
+	o = &px->o;
+	if (opts)
+		*o = *opts;
+	set_default(&o->head_timeout_ms, 10000);
+	set_default(&o->idle_timeout_ms, 60000);
+	set_default(&o->stream_idle_ms, 300000);
+	set_default(&o->tunnel_idle_ms, 3600000);
+	set_default(&o->connect_timeout_ms, 10000);
+	set_default(&o->upstream_idle_ms, 30000);
+	set_default(&o->max_idle_per_endpoint, 1024);
+	set_default(&o->head_max, 65536);
+	set_default(&o->max_headers, 100);
+	set_default(&o->retry_buffer, 65536);
+	set_default(&o->buf_size, 65536);
+	if (o->buf_size < 4 * H1_FRAME_SLACK)
+		o->buf_size = 4 * H1_FRAME_SLACK;
+	if (o->head_max < 256)
+		o->head_max = 256;
+	/* Room for a head beyond the flow-control bound (body bytes stop at buf_size). */
+	px->arena_max = 2 * (size_t)o->head_max + 4096;
+	px->cli_out_max = 2 * (size_t)o->buf_size + 2 * (size_t)o->head_max + 16384;
+	px->up_out_max = (size_t)o->buf_size + o->retry_buffer + 2 * (size_t)o->head_max + 16384;
+	px->rnd_off = sizeof(px->rnd);
+	if (h1_pool_init(&px->pool)) {
+		free(px);
+		return NULL;
+	}
+	return px;
+}
+
+int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
+		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl)
+{
+	if (!px) {
+		close(client_fd);
+		return -EINVAL;
+	}
+	return h1_sess_new(px, client_fd, orig_dst, caller_wl) ? 0 : -ENOMEM;
+}
+
+const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px)
+{
+	return &px->st;
+}
+
+void bm_h1_proxy_free(struct bm_h1_proxy *px)
+{
+	if (!px)
+		return;
+	while (px->sessions)
+		h1_sess_close(px->sessions);
+	h1_pool_fini(px);
+	free(px);
+}
