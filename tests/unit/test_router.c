@@ -209,6 +209,21 @@ static void test_canary_weights_and_default(void **state)
 	}
 	assert_int_equal(a, 50);
 	assert_int_equal(b, 50);
+	/* A retry goes to another endpoint than the last try (Istio's previous_hosts). */
+	for (int i = 0; i < 100; i++) {
+		struct sockaddr_storage last;
+
+		route(&w, &q, &d);
+		last = d.upstream;
+		q.req.attempt = 1;
+		q.req.prev_upstream = last;
+		route(&w, &q, &d);
+		char was[80];
+
+		snprintf(was, sizeof(was), "%s", fmt(&last));
+		assert_string_not_equal(fmt(&d.upstream), was);
+		q.req.attempt = 0;
+	}
 	/* Istio's default retry policy when the route has none. */
 	assert_int_equal(d.retries, 2);
 	assert_int_equal(d.n_retry_codes, 1);

@@ -357,6 +357,7 @@ void h1_timer_wait(struct bm_evloop *l, struct bm_ev_timer *t)
 	(void)l;
 	if (s->waiting_backoff) {
 		s->waiting_backoff = false;
+		s->req.prev_upstream = s->d.upstream; /* Istio's previous_hosts: try another */
 		h1_route(s); /* attempt n: the router picks again */
 	} else {
 		h1_attempt_start(s);

@@ -32,6 +32,7 @@ struct bm_http_req {
 	struct sockaddr_storage client;
 	uint32_t caller_wl;       /* the caller's workload id (bm_wl), 0 when not known */
 	unsigned attempt;         /* 0 for the first try; n for the n-th retry */
+	struct sockaddr_storage prev_upstream; /* attempt > 0: where the last try went */
 };
 
 /* Header edits, applied in this order: remove, set (replace or add), add (append). */

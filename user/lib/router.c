@@ -406,9 +406,19 @@ static const struct rport *port_of(const struct bm_router *r, const struct socka
 	return e ? &r->ports[e->val] : NULL;
 }
 
-/* An endpoint of c, in the family of the original destination when it has one there. */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return !memcmp(a, b, sizeof(struct sockaddr_in));
+	return a->ss_family == AF_INET6 && !memcmp(a, b, sizeof(struct sockaddr_in6));
+}
+
+/* An endpoint of c, in the family of the original destination when it has one there; not
+ * avoid (a retry's last endpoint, as Istio's previous_hosts predicate) when another exists. */
 static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
-			 struct sockaddr_storage *out)
+			 const struct sockaddr_storage *avoid, struct sockaddr_storage *out)
 {
 	struct sockaddr_storage *v = family == AF_INET6 ? c->ep6 : c->ep4;
 	size_t n = family == AF_INET6 ? c->n6 : c->n4;
@@ -421,6 +431,8 @@ static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
 	if (!n)
 		return -ENOENT;
 	i = c->lb == BM_LB_RANDOM ? rnd32(r) : c->rr++;
+	if (avoid && n > 1 && same_addr(&v[i % n], avoid))
+		i++; /* the next one: another endpoint, unless listed twice */
 	*out = v[i % n];
 	return 0;
 }
@@ -432,7 +444,7 @@ int bm_router_tcp_pick(struct bm_router *r, const struct sockaddr_storage *orig,
 
 	if (!rp)
 		return -ENOENT;
-	return pick_endpoint(r, &r->clusters[rp->own], orig->ss_family, out);
+	return pick_endpoint(r, &r->clusters[rp->own], orig->ss_family, NULL, out);
 }
 
 static void respond(struct bm_l7_decision *d, int status, const char *body)
@@ -540,7 +552,8 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	}
 	c = &r->clusters[rp->dest[v->dest_base[rule] + (size_t)di]];
 	d->cluster = c->name;
-	if (pick_endpoint(r, c, req->orig_dst.ss_family, &d->upstream)) {
+	if (pick_endpoint(r, c, req->orig_dst.ss_family, req->attempt ? &req->prev_upstream : NULL,
+			  &d->upstream)) {
 		respond(d, 503, "no healthy upstream");
 		return;
 	}
