@@ -50,6 +50,20 @@ struct bm_http_edits {
 	size_t n_add;
 };
 
+/* A cluster's DestinationRule connectionPool, as Istio names the fields. 0: no limit (Istio's
+ * defaults are all "unlimited"), or the engine's own default for the timeouts. The engine keeps
+ * one set of counters per cluster name (the decision's `cluster`), limits from the latest
+ * decision. */
+struct bm_l7_pool {
+	uint32_t max_connections;        /* tcp.maxConnections: open to the cluster's endpoints */
+	uint32_t connect_timeout_ms;     /* tcp.connectTimeout */
+	uint32_t max_pending;            /* http.http1MaxPendingRequests: waiting for a connection */
+	uint32_t max_requests;           /* http.http2MaxRequests: in flight to the cluster */
+	uint32_t max_requests_per_conn;  /* http.maxRequestsPerConnection */
+	uint32_t idle_timeout_ms;        /* http.idleTimeout: an idle upstream connection closes */
+	uint32_t max_retries;            /* http.maxRetries: retries in flight to the cluster */
+};
+
 enum bm_l7_action {
 	BM_L7_FORWARD = 1,        /* send to upstream */
 	BM_L7_RESPOND,            /* answer here: status (+ location for redirects, + body) */
@@ -72,6 +86,7 @@ struct bm_l7_decision {
 	const uint16_t *retry_codes;   /* responses with these statuses are retried too */
 	size_t n_retry_codes;
 	uint32_t delay_ms;             /* fault injection: delay before forwarding */
+	struct bm_l7_pool pool;        /* the cluster's limits (circuit breaking) */
 	/* RESPOND */
 	int status;
 	const char *location;          /* redirect target, NULL if none */
@@ -92,5 +107,19 @@ struct bm_l7_decision {
 /* The router: fill d for req. Called again, with req->attempt incremented, for each retry. */
 typedef void (*bm_l7_route_fn)(void *arg, const struct bm_http_req *req,
 			       struct bm_l7_decision *d);
+
+/* What one attempt's endpoint did, for outlier detection. */
+enum bm_l7_outcome {
+	BM_L7_OUT_RESPONSE = 1,  /* a response head came: status */
+	BM_L7_OUT_CONNECT_FAIL,  /* refused, unreachable, or the connect timed out */
+	BM_L7_OUT_RESET,         /* closed or reset before the response head ended */
+	BM_L7_OUT_TIMEOUT,       /* per-try or route timeout before the response head */
+};
+
+/* Called after each attempt to an endpoint (not for circuit-breaker overflows, which reach no
+ * endpoint). cluster: the decision's. */
+typedef void (*bm_l7_outcome_fn)(void *arg, const char *cluster,
+				 const struct sockaddr_storage *endpoint, enum bm_l7_outcome what,
+				 int status);
 
 #endif
