@@ -58,8 +58,9 @@ body=$(in_pod client curl -s -m 5 -H 'x-trace: abc' 'http://backend/q?a=1')
 check "path, query and headers reach the backend as sent" \
 	grep -q '"path":"/q?a=1".*"x-trace":"abc"' <<<"$body"
 
-# 4. Retries: the seed's 04 (attempts 3 on 5xx, reset, connect-failure; timeout 10s). A
-# request the backend always fails is tried 1 + 3 times, then its 503 reaches the client.
+# 4. The seed's 04 (retries: attempts 3, perTryTimeout 3s, on 5xx, reset, connect-failure;
+# timeout 10s). A request every backend fails is tried 1 + 3 times, then its 503 reaches the
+# client.
 cfg=$(lab config-dir)
 lab delete "$TMP/canary.yaml" >/dev/null
 lab apply "$EX/seed/04-retry-timeout.yaml" >/dev/null
@@ -74,6 +75,32 @@ code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backen
 check "a request failing with 503 every time: the client gets 503 ($code)" test "$code" = 503
 n=$(tries '/r1?status=503')
 check "retries: attempts 3 => the backends saw it 4 times ($n)" test "$n" = 4
+# One endpoint failing 503 on demand (bm-echo's ?only=<pod>): every request still succeeds,
+# the retry going to another endpoint, and the failing pod's log shows the attempts it took.
+bad=$(lab pods | awk '$1 ~ /^backend-v1-/ { print $1; exit }')
+codes=$(for i in $(seq 30); do
+	in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}\n' "http://backend/r5?status=503&only=$bad"
+done | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }')
+fails=$(lab logs "$bad" | grep -c ' /r5?status=503&only=[^ ]* 503 ')
+total=$(tries "/r5?status=503&only=$bad")
+echo "# one endpoint ($bad) failing 503: client got $codes; $fails attempts failed there, $total attempts in all"
+check "retryOn 5xx with one endpoint failing: 30 of 30 requests succeed ($codes)" test "$codes" = "200:30 "
+check "the failing pod's log shows the attempts it failed ($fails), each retried elsewhere ($total = 30 + $fails)" \
+	test "$fails" -ge 3 -a "$total" = "$((30 + fails))"
+# perTryTimeout 3s: a try to a pod that answers in 5 s is abandoned at 3 s and retried elsewhere.
+in_pod client curl -s --no-progress-meter -m 30 --parallel --parallel-immediate --parallel-max 6 \
+	-w '%{http_code} %{time_total}\n' $(for i in $(seq 6); do echo "-o /dev/null http://backend/r6?delay=5s&only=$bad"; done) \
+	2>/dev/null >"$TMP/pertry"
+slow=$(awk '$1 == 200 && $2 >= 2.7 && $2 < 3.3' "$TMP/pertry" | wc -l)
+okn=$(awk '$1 == 200' "$TMP/pertry" | wc -l)
+echo "# perTryTimeout 3s, one pod answering in 5 s: $(tr '\n' ' ' <"$TMP/pertry")"
+check "perTryTimeout: 6 of 6 succeed ($okn), those that tried the slow pod first took 3 s +-10% ($slow)" \
+	test "$okn" = 6 -a "$slow" -ge 1
+# timeout 10s: every pod answers in 20 s; tries end at 3, 6, 9 s and the route gives up at 10 s.
+read -r code t < <(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code} %{time_total}\n' 'http://backend/r7?delay=20s')
+echo "# route timeout 10s over perTryTimeout 3s, backend delay 20s: $code after $t s"
+check "route timeout: 504 at 10 s +-10% ($code after $t s)" \
+	awk -v c="$code" -v t="$t" 'BEGIN { exit !(c == 504 && t >= 9 && t <= 11) }'
 code=$(in_pod client curl -s -o /dev/null -m 30 -w '%{http_code}' 'http://backend/r2?status=404')
 n=$(tries '/r2?status=404')
 check "a 404 is not retried (5xx only): seen once ($n), client got $code" test "$n" = 1 -a "$code" = 404

@@ -279,6 +279,9 @@ code() {
 }
 expect_eq "$(code "http://$T/?status=503")" 503 "?status=503"
 expect_eq "$(code -H 'x-echo-status: 418' "http://$T/")" 418 "x-echo-status: 418"
+expect_eq "$(code "http://$T/?status=503&only=ma")" 503 "?only=ma (a prefix of this pod's name, main) keeps the status control"
+expect_eq "$(code "http://$T/?status=503&only=mainx")" 200 "?only=<another pod> drops the status control"
+expect_eq "$(code -H 'x-echo-delay: 5s' -H 'x-echo-only: nomatch' "http://$T/")" 200 "x-echo-only drops the delay control too"
 expect_eq "$(code "http://$T/?status=600")" 400 "?status=600 refused with 400"
 expect_eq "$(code "http://$T/?status=99")" 400 "?status=99 refused with 400"
 expect_eq "$(code "http://$T/?status=abc")" 400 "?status=abc refused with 400"

@@ -189,6 +189,13 @@ int bm_reply_plan(struct bm_conn *c)
 		else if (h->route != BM_ROUTE_ERROR)
 			h->delay_ms = n;
 	}
+	/* ?only=P: the controls are for the pods whose name starts with P; the others answer as
+	 * if there were none (one endpoint failing on demand). */
+	if (control(h, q, qlen, "only", "x-echo-only", &v, &vlen) && h->route != BM_ROUTE_ERROR &&
+	    (strlen(c->echo->cfg.pod) < vlen || memcmp(c->echo->cfg.pod, v, vlen))) {
+		h->status = 200;
+		h->delay_ms = 0;
+	}
 	if (h->status < 200)
 		h->close_after = true;	/* no final response follows a 1xx */
 	access_log(c);
