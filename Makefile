@@ -46,6 +46,11 @@ LIB_OBJ   := $(patsubst %.c,$(UOUT)/obj/%.o,$(LIB_SRC))
 LIB_A     := $(UOUT)/libbpfmesh.a
 
 LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
+ifeq ($(LLHTTP_SRC),)
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+$(error no llhttp sources in $(LLHTTP_DIR): install node-llhttp (scripts/deps.sh))
+endif
+endif
 LLHTTP_OBJ := $(patsubst $(LLHTTP_DIR)/%.c,$(UOUT)/obj/llhttp/%.o,$(LLHTTP_SRC))
 LLHTTP_A   := $(UOUT)/libllhttp.a
 
