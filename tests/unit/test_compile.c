@@ -58,10 +58,17 @@ static int client_cgroup(void *arg, const struct bm_pod *pod, uint64_t *cgid)
 	return 0;
 }
 
+/* Compile options the next build uses (then reset): the L7 test's listener and ejections. */
+static struct bm_compile_opts next_opts;
+
 /* Build a world from documents; NULL-terminated. */
 static void build(struct world *w, ...)
 {
-	struct bm_compile_opts o = { .node = "n1", .pod_cgroup = client_cgroup };
+	struct bm_compile_opts o = next_opts;
+
+	o.node = "n1";
+	o.pod_cgroup = client_cgroup;
+	memset(&next_opts, 0, sizeof(next_opts));
 	char name[32];
 	va_list ap;
 	int i = 0;
@@ -368,6 +375,66 @@ static void test_service_entry_static_and_none(void **state)
 	destroy(&w);
 }
 
+/* Ejected by outlier detection: 10.244.1.11:8080 of backend. */
+static bool eject_one(void *arg, const char *host, const struct bm_ip *ip, uint16_t port)
+{
+	char a[64];
+
+	(void)arg;
+	bm_ip_format(ip, a, sizeof(a));
+	return !strcmp(host, "backend.default.svc.cluster.local") && !strcmp(a, "10.244.1.11") &&
+	       port == 8080;
+}
+
+/* Which ports go to the agent: http rules, or DestinationRule connectionPool/outlierDetection
+ * on an HTTP port; a TCP port under such a DestinationRule is reported; ejected endpoints
+ * leave the kernel's sets. */
+static void test_l7_ports_and_ejections(void **state)
+{
+	static const char *const dr =
+		"apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
+		"  trafficPolicy: {connectionPool: {tcp: {maxConnections: 5}}}\n";
+	static const char *const db =
+		"apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: default}\n"
+		"spec:\n  clusterIP: 10.96.0.20\n  ports: [{name: tcp-pg, port: 5432}]\n"
+		"  selector: {app: db}\n---\n"
+		"apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+		"metadata: {name: db, namespace: default}\nspec:\n  host: db\n"
+		"  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 2}}\n";
+	struct world w;
+	const struct bm_t_svc *e;
+	char m[256];
+
+	(void)state;
+	next_opts.l7_port = 15001;
+	assert_int_equal(bm_ip_parse("10.244.2.254", &next_opts.l7_addr4), 0);
+	next_opts.ejected = eject_one;
+	build(&w, pods, svc, dr, db, NULL);
+	e = find_svc(&w, "10.96.0.10", 80);
+	assert_non_null(e);
+	assert_true(e->flags & BM_SVC_F_L7); /* http port, connectionPool: to the agent */
+	assert_int_equal(w.t.route[e->route].n, 1);
+	set_members(&w, w.t.route[e->route].set[0], m, sizeof(m));
+	assert_string_equal(m, "10.244.1.10:8080,10.244.1.12:9090"); /* .11 ejected */
+	e = find_svc(&w, "10.96.0.10", 81);
+	assert_non_null(e);
+	assert_true(e->flags & BM_SVC_F_L7); /* port "raw": no protocol named, sniffed by the agent */
+	e = find_svc(&w, "10.96.0.20", 5432);
+	assert_non_null(e);
+	assert_false(e->flags & BM_SVC_F_L7); /* port "tcp-pg": TCP, stays in the kernel */
+	assert_true(has_diag(w.c, "unsupported: DestinationRule default/db: connectionPool "
+				  "and outlierDetection for db.default.svc.cluster.local port 5432"));
+	destroy(&w);
+
+	/* Without a listener: L4, and a warning says what is not done. */
+	build(&w, pods, svc, dr, NULL);
+	e = find_svc(&w, "10.96.0.10", 80);
+	assert_false(e->flags & BM_SVC_F_L7);
+	assert_true(has_diag(w.c, "need the agent's HTTP listener (--l7-addr)"));
+	destroy(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_dangling_references),
 		cmocka_unit_test(test_source_routes),
 		cmocka_unit_test(test_service_entry_static_and_none),
+		cmocka_unit_test(test_l7_ports_and_ejections),
 	};
 
 	return cmocka_run_group_tests_name("catalog and compiler", tests, NULL, NULL);

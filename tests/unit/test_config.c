@@ -706,10 +706,17 @@ static void test_destination_rule(void **state)
 			 d->subsets[0].policy.lb.simple == BM_LBS_RANDOM && !d->subsets[1].policy.lb.set,
 	      "subsets with labels and policies");
 	CHECK(c, d->subsets[1].loc.line == 21, "subset location");
-	CHECK_DIAG(c, "unsupported: DestinationRule/spec.trafficPolicy.connectionPool at t.yaml:14");
-	CHECK_DIAG(c, "unsupported: DestinationRule/spec.subsets[0].trafficPolicy.outlierDetection "
-		      "at t.yaml:20");
-	CHECK(c, count_level(c, BM_DIAG_UNSUPPORTED) == 2, "only those two");
+	CHECK(c, d->policy.pool.set && d->policy.pool.max_connections == 1 &&
+			 d->policy.pool.loc.line == 14 && !d->policy.pool.max_pending,
+	      "connectionPool.tcp.maxConnections read, the rest unlimited");
+	CHECK(c, d->subsets[0].policy.outlier.set &&
+			 d->subsets[0].policy.outlier.consecutive_5xx == 1 &&
+			 d->subsets[0].policy.outlier.interval_ms == 10000 &&
+			 d->subsets[0].policy.outlier.base_ejection_ms == 30000 &&
+			 d->subsets[0].policy.outlier.max_ejection_pct == 10 &&
+			 !d->subsets[1].policy.outlier.set,
+	      "the subset's outlierDetection, Envoy's defaults for what it leaves out");
+	CHECK(c, count_level(c, BM_DIAG_UNSUPPORTED) == 0, "nothing unsupported");
 	bm_config_free(c);
 }
 
@@ -1317,17 +1324,33 @@ static void test_seed_examples(void **state)
 					 !strcmp(c->virtual_services[0].gateways[0], "app-gateway"),
 			      "canary VirtualService kept with its three http rules");
 		} else if (!strcmp(*f, "03-destinationrule.yaml")) {
-			snprintf(want, sizeof(want),
-				 "unsupported: DestinationRule/spec.trafficPolicy.connectionPool at %s:8",
-				 path);
-			CHECK(c, has_diag(c, want), "connectionPool reported");
-			snprintf(want, sizeof(want), "unsupported: "
-				 "DestinationRule/spec.trafficPolicy.outlierDetection at %s:16", path);
-			CHECK(c, has_diag(c, want), "outlierDetection reported");
+			const struct bm_traffic_policy *tp = &c->destination_rules[0].policy;
+
+			CHECK(c, c->n_diags == 0, "nothing to report");
+			CHECK(c, tp->pool.set && tp->pool.max_connections == 100 &&
+					 tp->pool.max_pending == 100 && !tp->pool.max_requests,
+			      "connectionPool: maxConnections 100, http1MaxPendingRequests 100");
+			CHECK(c, tp->outlier.set && tp->outlier.consecutive_5xx == 5 &&
+					 tp->outlier.interval_ms == 30000 &&
+					 tp->outlier.base_ejection_ms == 60000 &&
+					 tp->outlier.max_ejection_pct == 10,
+			      "outlierDetection: 5 in a row, 30 s sweeps, 60 s ejections");
 			CHECK(c, c->n_destination_rules == 1 &&
 					 c->destination_rules[0].policy.lb.simple == BM_LBS_ROUND_ROBIN &&
 					 c->destination_rules[0].n_subsets == 2,
 			      "ROUND_ROBIN and two subsets");
+		} else if (!strcmp(*f, "05-circuit-breaker.yaml")) {
+			const struct bm_traffic_policy *tp = &c->destination_rules[0].policy;
+
+			CHECK(c, c->n_diags == 0, "nothing to report");
+			CHECK(c, tp->pool.max_connections == 50 && tp->pool.max_pending == 50 &&
+					 tp->pool.max_requests == 100 &&
+					 tp->pool.max_requests_per_conn == 10,
+			      "the circuit breaker's four limits");
+			CHECK(c, tp->outlier.consecutive_5xx == 3 && tp->outlier.interval_ms == 10000 &&
+					 tp->outlier.base_ejection_ms == 30000 &&
+					 tp->outlier.max_ejection_pct == 50,
+			      "its outlier detection");
 		} else if (!strcmp(*f, "06-peerauthentication-strict.yaml")) {
 			snprintf(want, sizeof(want), "unsupported: PeerAuthentication at %s:2 (kind not "
 				 "supported yet)", path);

@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "outlier.h"
 #include "router.h"
 
 static const char *const pods =
@@ -76,6 +77,7 @@ struct world {
 	struct bm_config *c;
 	struct bm_catalog cat;
 	struct bm_router *r;
+	struct bm_outlier *od;
 };
 
 static void build(struct world *w, const struct bm_router_caller *callers, size_t n, ...)
@@ -86,7 +88,9 @@ static void build(struct world *w, const struct bm_router_caller *callers, size_
 
 	memset(w, 0, sizeof(*w));
 	w->c = bm_config_new();
+	w->od = bm_outlier_new();
 	assert_non_null(w->c);
+	assert_non_null(w->od);
 	va_start(ap, n);
 	for (const char *d = va_arg(ap, const char *); d; d = va_arg(ap, const char *)) {
 		snprintf(name, sizeof(name), "d%d.yaml", i++);
@@ -97,7 +101,7 @@ static void build(struct world *w, const struct bm_router_caller *callers, size_
 	if (w->c->n_errors)
 		bm_config_print_diags(w->c, stderr);
 	assert_int_equal(w->c->n_errors, 0);
-	w->r = bm_router_build(&w->cat, callers, n, NULL, err, sizeof(err));
+	w->r = bm_router_build(&w->cat, callers, n, NULL, w->od, err, sizeof(err));
 	assert_non_null(w->r);
 }
 
@@ -106,6 +110,7 @@ static void drop(struct world *w)
 	bm_router_free(w->r);
 	bm_catalog_free(&w->cat);
 	bm_config_free(w->c);
+	bm_outlier_free(w->od);
 }
 
 static void sa(const char *ip, uint16_t port, struct sockaddr_storage *ss)
@@ -409,6 +414,73 @@ static void test_no_match_and_no_endpoint(void **state)
 	drop(&w);
 }
 
+/* A DestinationRule alone (no http rules): the port is routed by the agent for its
+ * connectionPool and outlierDetection; limits go with each request; ejected endpoints are
+ * skipped and come back after their time, within maxEjectionPercent. */
+static void test_destination_rule_policies(void **state)
+{
+	static const char *const dr =
+		"apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
+		"  trafficPolicy:\n"
+		"    connectionPool: {tcp: {maxConnections: 50}, http: {http1MaxPendingRequests: 7,"
+		" maxRequestsPerConnection: 10, maxRetries: 2}}\n"
+		"    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s,"
+		" maxEjectionPercent: 50}\n"
+		"  subsets:\n  - {name: v1, labels: {version: v1}}\n";
+	struct world w;
+	struct bm_l7_decision d;
+	struct rq q;
+	struct sockaddr_storage bad;
+	char badname[80];
+	int hits = 0;
+
+	(void)state;
+	build(&w, NULL, 0, pods, svc, dr, NULL);
+	rq_init(&q, "10.96.0.10", 80, "/x");
+	route(&w, &q, &d);
+	assert_int_equal(d.action, BM_L7_FORWARD);
+	assert_string_equal(d.cluster, "outbound|80||backend.default.svc.cluster.local");
+	assert_int_equal(d.pool.max_connections, 50);
+	assert_int_equal(d.pool.max_pending, 7);
+	assert_int_equal(d.pool.max_requests_per_conn, 10);
+	assert_int_equal(d.pool.max_retries, 2);
+	assert_int_equal(d.retries, 2); /* Istio's default retry policy */
+
+	/* Three 503s in a row from one endpoint eject it (1 of 3 hosts: 33% <= 50%). */
+	bad = d.upstream;
+	snprintf(badname, sizeof(badname), "%s", fmt(&bad));
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(bm_router_outcome(w.r, d.cluster, &bad, BM_L7_OUT_RESPONSE, 503,
+						   1000), 0);
+	assert_int_equal(bm_router_outcome(w.r, d.cluster, &bad, BM_L7_OUT_RESPONSE, 200, 1000), 0);
+	for (int i = 0; i < 2; i++) /* the 200 started the count again */
+		assert_int_equal(bm_router_outcome(w.r, d.cluster, &bad, BM_L7_OUT_RESPONSE, 503,
+						   1000), 0);
+	assert_int_equal(bm_router_outcome(w.r, d.cluster, &bad, BM_L7_OUT_CONNECT_FAIL, 0, 1000), 1);
+	for (int i = 0; i < 60; i++) {
+		route(&w, &q, &d);
+		hits += !strcmp(fmt(&d.upstream), badname);
+	}
+	assert_int_equal(hits, 0);
+	/* A second one would be 2 of 3 (66% > 50%): not ejected however it fails. */
+	struct sockaddr_storage other = d.upstream;
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(bm_router_outcome(w.r, d.cluster, &other, BM_L7_OUT_RESPONSE, 500,
+						   1000), 0);
+	/* Back after baseEjectionTime, at the next sweep. */
+	assert_int_equal(bm_outlier_sweep(w.od, 30000), 0);
+	assert_int_equal(bm_outlier_sweep(w.od, 31500), 1);
+	hits = 0;
+	for (int i = 0; i < 60; i++) {
+		route(&w, &q, &d);
+		hits += !strcmp(fmt(&d.upstream), badname);
+	}
+	assert_int_equal(hits, 20);
+	drop(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_redirect_direct_fault),
 		cmocka_unit_test(test_callers_and_unknown),
 		cmocka_unit_test(test_no_match_and_no_endpoint),
+		cmocka_unit_test(test_destination_rule_policies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

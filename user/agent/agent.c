@@ -198,7 +198,7 @@ static void update_router(struct bm_agent *a, const struct bm_catalog *cat, cons
 				callers[n++] = (struct bm_router_caller){ (uint32_t)e->val,
 									  t->wl[i].pod };
 		}
-		r = bm_router_build(cat, callers, n, pin, err, sizeof(err));
+		r = bm_router_build(cat, callers, n, pin, NULL, err, sizeof(err));
 		pin = NULL; /* the router's now, freed with it */
 	}
 	free(callers);

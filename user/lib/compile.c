@@ -67,6 +67,61 @@ uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t 
 	return p ? lb_of(p) : BM_LB_LEAST_REQUEST;
 }
 
+/* connectionPool and outlierDetection: the first level that sets one, as for loadBalancer
+ * (Istio replaces each of them whole, it does not merge their fields). */
+#define POLICY_AT(name, type, field)                                                        \
+	static const type *name(const struct bm_traffic_policy *tp, uint16_t port)          \
+	{                                                                                   \
+		for (size_t i = 0; i < tp->n_ports; i++)                                    \
+			if (tp->ports[i].port == port && tp->ports[i].field.set)            \
+				return &tp->ports[i].field;                                 \
+		return tp->field.set ? &tp->field : NULL;                                   \
+	}
+POLICY_AT(policy_pool, struct bm_conn_pool, pool)
+POLICY_AT(policy_outlier, struct bm_outlier_policy, outlier)
+
+const struct bm_conn_pool *bm_compile_pool(const struct bm_cat_svc *s, const char *subset,
+					   uint16_t port)
+{
+	const struct bm_subset *ss = s->dr && subset ? bm_cat_subset(s, subset) : NULL;
+	const struct bm_conn_pool *p = ss ? policy_pool(&ss->policy, port) : NULL;
+
+	return p ? p : s->dr ? policy_pool(&s->dr->policy, port) : NULL;
+}
+
+const struct bm_outlier_policy *bm_compile_outlier(const struct bm_cat_svc *s, const char *subset,
+						   uint16_t port)
+{
+	const struct bm_subset *ss = s->dr && subset ? bm_cat_subset(s, subset) : NULL;
+	const struct bm_outlier_policy *p = ss ? policy_outlier(&ss->policy, port) : NULL;
+
+	return p ? p : s->dr ? policy_outlier(&s->dr->policy, port) : NULL;
+}
+
+/* Does any level of s's DestinationRule set a connectionPool or outlierDetection for port? */
+static bool dr_wants_l7(const struct bm_cat_svc *s, uint16_t port)
+{
+	if (!s->dr)
+		return false;
+	if (bm_compile_pool(s, NULL, port) || bm_compile_outlier(s, NULL, port))
+		return true;
+	for (size_t i = 0; i < s->dr->n_subsets; i++)
+		if (bm_compile_pool(s, s->dr->subsets[i].name, port) ||
+		    bm_compile_outlier(s, s->dr->subsets[i].name, port))
+			return true;
+	return false;
+}
+
+bool bm_port_routed_l7(const struct bm_cat_svc *s, const struct bm_cat_port *p)
+{
+	if (s->passthrough || !bm_port_http_capable(p))
+		return false;
+	if (s->vs && s->vs->has_http)
+		return true;
+	/* tcp routes keep the port in the kernel (they route connections, not requests). */
+	return !(s->vs && s->vs->n_tcp) && dr_wants_l7(s, p->port);
+}
+
 static uint32_t add_backend(struct bm_tables *t, const struct bm_ip *ip, uint16_t port,
 			    const char *node)
 {
@@ -174,6 +229,8 @@ static uint32_t build_set(const struct bm_catalog *cat, struct bm_tables *t,
 				continue;
 			p = bm_cat_ep_port(s, ep, port);
 			if (!p)
+				continue;
+			if (t->opts && t->opts->ejected && t->opts->ejected(t->opts->arg, s->host, &ip, p))
 				continue;
 			idx = add_backend(t, &ip, p, bm_cat_ep_node(ep));
 			if (idx == BM_T_NONE) {
@@ -331,10 +388,6 @@ bool bm_port_http_capable(const struct bm_cat_port *p)
 	return !p->app_protocol; /* an unknown name prefix is sniffed; an unknown appProtocol not */
 }
 
-static bool vs_has_mesh_http(const struct bm_cat_svc *s)
-{
-	return s->vs && s->vs->has_http;
-}
 
 static int add_svc_entry(const struct bm_catalog *cat, struct bm_tables *t,
 			 const struct bm_cat_svc *s, const struct bm_ip *vip,
@@ -378,7 +431,7 @@ static int add_svc_entry(const struct bm_catalog *cat, struct bm_tables *t,
 	}
 	/* HTTP rules: connections go to the agent, which routes each request. The L4 route
 	 * below stays the fallback the kernel uses when no listener serves this family. */
-	if (t->l7_port && vs_has_mesh_http(s) && bm_port_http_capable(sp))
+	if (t->l7_port && bm_port_routed_l7(s, sp))
 		e->flags |= BM_SVC_F_L7;
 	/* No rule for unknown callers: the service's own endpoints, as Istio falls back. */
 	e->route = build_route(cat, t, s, sp, def, v4);
@@ -449,12 +502,42 @@ static int add_workloads(const struct bm_catalog *cat, const struct bm_compile_o
 	return 0;
 }
 
+/* What the agent's HTTP side cannot do for s: no listener, or TCP ports under L7 policies. */
+static void l7_diags(const struct bm_catalog *cat, const struct bm_compile_opts *o,
+		     const struct bm_cat_svc *s)
+{
+	bool routed = false;
+
+	for (size_t p = 0; p < s->n_ports; p++) {
+		const struct bm_cat_port *sp = &s->ports[p];
+
+		bool l7 = bm_port_routed_l7(s, sp);
+
+		routed |= l7;
+		if (s->dr && sp->proto == BM_PROTO_TCP && !l7 && !s->passthrough &&
+		    dr_wants_l7(s, sp->port))
+			bm_config_diag(cat->cfg, BM_DIAG_UNSUPPORTED, &s->dr->meta.loc,
+				       "DestinationRule %s/%s: connectionPool and outlierDetection "
+				       "for %s port %u, routed in the kernel (%s): HTTP ports only "
+				       "for now",
+				       s->dr->meta.ns, s->dr->meta.name, s->host, sp->port,
+				       bm_port_http_capable(sp) ? "tcp routes" : "a TCP port");
+	}
+	if (routed && !o->l7_port)
+		bm_config_diag(cat->cfg, BM_DIAG_WARNING,
+			       s->vs && s->vs->has_http ? &s->vs->meta.loc : &s->dr->meta.loc,
+			       "%s: its http routes, connectionPool or outlierDetection need the "
+			       "agent's HTTP listener (--l7-addr): routed at L4 meanwhile",
+			       s->host);
+}
+
 int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, struct bm_tables *t)
 {
 	const struct bm_mesh_settings *mesh = &cat->cfg->mesh;
 
 	memset(t, 0, sizeof(*t));
 	t->node = o->node;
+	t->opts = o;
 	t->l7_port = o->l7_port;
 	t->l7_addr4 = o->l7_addr4;
 	t->l7_addr6 = o->l7_addr6;
@@ -465,11 +548,8 @@ int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, st
 	for (size_t i = 0; i < cat->n_svcs; i++) {
 		const struct bm_cat_svc *s = &cat->svcs[i];
 
-		if (!o->l7_port && vs_has_mesh_http(s) && s->n_vips)
-			bm_config_diag(cat->cfg, BM_DIAG_WARNING, &s->vs->meta.loc,
-				       "VirtualService %s/%s: http routes for %s need the agent's "
-				       "HTTP listener (--l7-addr): routed at L4 meanwhile",
-				       s->vs->meta.ns, s->vs->meta.name, s->host);
+		if (s->n_vips)
+			l7_diags(cat, o, s);
 		for (size_t v = 0; v < s->n_vips; v++)
 			for (size_t p = 0; p < s->n_ports; p++) {
 				if (s->ports[p].proto == BM_PROTO_SCTP)
@@ -478,6 +558,7 @@ int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, st
 					return -1;
 			}
 	}
+	t->opts = NULL;
 	return 0;
 }
 

@@ -98,7 +98,7 @@ static int parse_duration(const char *s, uint64_t *out)
 }
 
 /* A duration field in milliseconds; min_ms 0 accepts "0s". Istio takes only whole ms. */
-static int fduration(struct bm_px *p, const struct bm_ynode *map, const char *key, uint32_t min_ms,
+int bm_px_fduration(struct bm_px *p, const struct bm_ynode *map, const char *key, uint32_t min_ms,
 		     uint32_t *out_ms)
 {
 	const struct bm_ynode *v = bm_px_val(map, key);
@@ -633,7 +633,7 @@ static void retries(struct bm_px *p, const struct bm_ynode *re, struct bm_http_r
 	bm_px_unknown(p, re, known);
 	if (bm_px_fint(p, re, "attempts", 0, INT32_MAX, &a) == 1)
 		rr->attempts = (uint32_t)a;
-	fduration(p, re, "perTryTimeout", 1, &rr->per_try_timeout_ms);
+	bm_px_fduration(p, re, "perTryTimeout", 1, &rr->per_try_timeout_ms);
 	bm_px_fbool(p, re, "retryRemoteLocalities", &remote); /* one locality here: accepted */
 	if (on) {
 		const char *s;
@@ -667,7 +667,7 @@ static void fault(struct bm_px *p, const struct bm_ynode *f, struct bm_http_rout
 	if (bm_px_fmap(p, f, "delay", &d) == 1) {
 		m = bm_px_push(p, "delay");
 		bm_px_unknown(p, d, dknown); /* exponentialDelay */
-		if (fduration(p, d, "fixedDelay", 1, &hf->delay_ms) == 1)
+		if (bm_px_fduration(p, d, "fixedDelay", 1, &hf->delay_ms) == 1)
 			hf->has_delay = true;
 		else if (!bm_px_val(d, "fixedDelay") && !bm_px_val(d, "exponentialDelay"))
 			bm_px_missing(p, d->line, "fixedDelay");
@@ -749,7 +749,7 @@ static void http_route(struct bm_px *p, const struct bm_ynode *it, bool mesh,
 	}
 	if (bm_px_fmap(p, it, "rewrite", &rw) == 1)
 		rewrite(p, rw, rt);
-	if (fduration(p, it, "timeout", 0, &rt->timeout_ms) == 1)
+	if (bm_px_fduration(p, it, "timeout", 0, &rt->timeout_ms) == 1)
 		rt->has_timeout = true;
 	if (bm_px_fmap(p, it, "retries", &re) == 1)
 		retries(p, re, rt);

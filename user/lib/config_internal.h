@@ -83,6 +83,9 @@ int bm_px_fint(struct bm_px *p, const struct bm_ynode *map, const char *key, lon
 	       long long hi, long long *out);
 int bm_px_fport(struct bm_px *p, const struct bm_ynode *map, const char *key, uint16_t *out);
 int bm_px_fbool(struct bm_px *p, const struct bm_ynode *map, const char *key, bool *out);
+/* A Go duration ("10s", "1.5s", "250ms", "1m30s") in whole ms, at least min_ms (config_http.c). */
+int bm_px_fduration(struct bm_px *p, const struct bm_ynode *map, const char *key, uint32_t min_ms,
+		    uint32_t *out_ms);
 int bm_px_fenum(struct bm_px *p, const struct bm_ynode *map, const char *key,
 		const char *const *names, int *out);
 int bm_px_fproto(struct bm_px *p, const struct bm_ynode *map, const char *key,

@@ -60,11 +60,97 @@ static void load_balancer(struct bm_px *p, const struct bm_ynode *parent, struct
 	bm_px_pop(p, mark);
 }
 
+/* connectionPool: the limits the agent's HTTP engine enforces per cluster (circuit breaking). */
+static void conn_pool(struct bm_px *p, const struct bm_ynode *parent, struct bm_conn_pool *cp)
+{
+	static const char *const known[] = { "tcp", "http", NULL };
+	static const char *const tknown[] = { "maxConnections", "connectTimeout", NULL };
+	static const char *const hknown[] = { "http1MaxPendingRequests", "http2MaxRequests",
+					       "maxRequestsPerConnection", "maxRetries",
+					       "idleTimeout", "h2UpgradePolicy", NULL };
+	static const char *const h2[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE", NULL };
+	const struct bm_ynode *m = NULL, *t = NULL, *h = NULL;
+	size_t mark, mk;
+	long long v;
+	int e;
+
+	if (bm_px_fmap(p, parent, "connectionPool", &m) != 1)
+		return;
+	mark = bm_px_push(p, "connectionPool");
+	cp->set = true;
+	cp->loc.file = p->file;
+	cp->loc.line = bm_px_key_line(parent, "connectionPool");
+	bm_px_unknown(p, m, known);
+	if (bm_px_fmap(p, m, "tcp", &t) == 1) {
+		mk = bm_px_push(p, "tcp");
+		bm_px_unknown(p, t, tknown); /* tcpKeepalive, maxConnectionDuration, ... */
+		if (bm_px_fint(p, t, "maxConnections", 0, INT32_MAX, &v) == 1)
+			cp->max_connections = (uint32_t)v;
+		bm_px_fduration(p, t, "connectTimeout", 1, &cp->connect_timeout_ms);
+		bm_px_pop(p, mk);
+	}
+	if (bm_px_fmap(p, m, "http", &h) == 1) {
+		mk = bm_px_push(p, "http");
+		bm_px_unknown(p, h, hknown); /* useClientProtocol, maxConcurrentStreams, ... */
+		if (bm_px_fint(p, h, "http1MaxPendingRequests", 0, INT32_MAX, &v) == 1)
+			cp->max_pending = (uint32_t)v;
+		if (bm_px_fint(p, h, "http2MaxRequests", 0, INT32_MAX, &v) == 1)
+			cp->max_requests = (uint32_t)v;
+		if (bm_px_fint(p, h, "maxRequestsPerConnection", 0, INT32_MAX, &v) == 1)
+			cp->max_requests_per_conn = (uint32_t)v;
+		if (bm_px_fint(p, h, "maxRetries", 0, INT32_MAX, &v) == 1)
+			cp->max_retries = (uint32_t)v;
+		bm_px_fduration(p, h, "idleTimeout", 1, &cp->idle_timeout_ms);
+		/* HTTP/1.1 upstreams only for now: UPGRADE cannot be honoured. */
+		if (bm_px_fenum(p, h, "h2UpgradePolicy", h2, &e) == 1 && e == 2)
+			bm_px_unsup(p, bm_px_key_line(h, "h2UpgradePolicy"), "=UPGRADE");
+		bm_px_pop(p, mk);
+	}
+	bm_px_pop(p, mark);
+}
+
+/* outlierDetection: endpoints failing in a row leave the agent's pools and the kernel's sets. */
+static void outlier(struct bm_px *p, const struct bm_ynode *parent, struct bm_outlier_policy *o)
+{
+	static const char *const known[] = { "consecutive5xxErrors", "consecutiveGatewayErrors",
+					     "consecutiveErrors", "interval", "baseEjectionTime",
+					     "maxEjectionPercent", "minHealthPercent", NULL };
+	const struct bm_ynode *m = NULL;
+	size_t mark;
+	long long v;
+
+	if (bm_px_fmap(p, parent, "outlierDetection", &m) != 1)
+		return;
+	mark = bm_px_push(p, "outlierDetection");
+	*o = (struct bm_outlier_policy){ .set = true, .consecutive_5xx = 5, .interval_ms = 10000,
+					 .base_ejection_ms = 30000, .max_ejection_pct = 10 };
+	o->loc.file = p->file;
+	o->loc.line = bm_px_key_line(parent, "outlierDetection");
+	bm_px_unknown(p, m, known); /* splitExternalLocalOriginErrors, ... */
+	if (bm_px_fint(p, m, "consecutive5xxErrors", 0, INT32_MAX, &v) == 1)
+		o->consecutive_5xx = (uint32_t)v;
+	if (bm_px_fint(p, m, "consecutiveGatewayErrors", 0, INT32_MAX, &v) == 1)
+		o->consecutive_gateway = (uint32_t)v;
+	/* Deprecated in Istio: it meant gateway errors. */
+	if (bm_px_fint(p, m, "consecutiveErrors", 0, INT32_MAX, &v) == 1 &&
+	    !bm_px_val(m, "consecutiveGatewayErrors"))
+		o->consecutive_gateway = (uint32_t)v;
+	bm_px_fduration(p, m, "interval", 1, &o->interval_ms);
+	bm_px_fduration(p, m, "baseEjectionTime", 1, &o->base_ejection_ms);
+	if (bm_px_fint(p, m, "maxEjectionPercent", 0, 100, &v) == 1)
+		o->max_ejection_pct = (uint32_t)v;
+	if (bm_px_fint(p, m, "minHealthPercent", 0, 100, &v) == 1)
+		o->min_health_pct = (uint32_t)v;
+	bm_px_pop(p, mark);
+}
+
 static void traffic_policy(struct bm_px *p, const struct bm_ynode *parent,
 			   struct bm_traffic_policy *t)
 {
-	static const char *const known[] = { "loadBalancer", "portLevelSettings", NULL };
-	static const char *const pknown[] = { "port", "loadBalancer", NULL };
+	static const char *const known[] = { "loadBalancer", "portLevelSettings", "connectionPool",
+					     "outlierDetection", NULL };
+	static const char *const pknown[] = { "port", "loadBalancer", "connectionPool",
+					      "outlierDetection", NULL };
 	static const char *const portk[] = { "number", NULL };
 	const struct bm_ynode *tp = NULL, *pls = NULL;
 	size_t mark, mp;
@@ -72,8 +158,10 @@ static void traffic_policy(struct bm_px *p, const struct bm_ynode *parent,
 	if (bm_px_fmap(p, parent, "trafficPolicy", &tp) != 1)
 		return;
 	mark = bm_px_push(p, "trafficPolicy");
-	bm_px_unknown(p, tp, known); /* connectionPool, outlierDetection, tls, tunnel, ... */
+	bm_px_unknown(p, tp, known); /* tls, tunnel, ... */
 	load_balancer(p, tp, &t->lb);
+	conn_pool(p, tp, &t->pool);
+	outlier(p, tp, &t->outlier);
 	if (bm_px_fseq(p, tp, "portLevelSettings", &pls) == 1) {
 		mp = bm_px_push(p, "portLevelSettings");
 		for (size_t i = 0; i < pls->n; i++) {
@@ -95,6 +183,8 @@ static void traffic_policy(struct bm_px *p, const struct bm_ynode *parent,
 					bm_px_missing(p, it->line, "port");
 				}
 				load_balancer(p, it, &pp->lb);
+				conn_pool(p, it, &pp->pool);
+				outlier(p, it, &pp->outlier);
 			}
 			bm_px_pop(p, m);
 		}

@@ -172,13 +172,42 @@ struct bm_lb_policy {
 	struct bm_loc loc;
 };
 
+/* Istio ConnectionPoolSettings (fields absent: 0 = Istio's default, no limit). */
+struct bm_conn_pool {
+	bool set;                        /* connectionPool present at this level */
+	uint32_t max_connections;        /* tcp.maxConnections */
+	uint32_t connect_timeout_ms;     /* tcp.connectTimeout */
+	uint32_t max_pending;            /* http.http1MaxPendingRequests */
+	uint32_t max_requests;           /* http.http2MaxRequests */
+	uint32_t max_requests_per_conn;  /* http.maxRequestsPerConnection */
+	uint32_t max_retries;            /* http.maxRetries */
+	uint32_t idle_timeout_ms;        /* http.idleTimeout */
+	struct bm_loc loc;
+};
+
+/* Istio OutlierDetection; Envoy's defaults where a field is absent. */
+struct bm_outlier_policy {
+	bool set;                        /* outlierDetection present at this level */
+	uint32_t consecutive_5xx;        /* consecutive5xxErrors (5); 0: off */
+	uint32_t consecutive_gateway;    /* consecutiveGatewayErrors (0: off) */
+	uint32_t interval_ms;            /* interval (10 s) */
+	uint32_t base_ejection_ms;       /* baseEjectionTime (30 s) */
+	uint32_t max_ejection_pct;       /* maxEjectionPercent (10) */
+	uint32_t min_health_pct;         /* minHealthPercent (0) */
+	struct bm_loc loc;
+};
+
 struct bm_port_policy {
 	uint16_t port;
 	struct bm_lb_policy lb;
+	struct bm_conn_pool pool;
+	struct bm_outlier_policy outlier;
 };
 
 struct bm_traffic_policy {
 	struct bm_lb_policy lb;
+	struct bm_conn_pool pool;
+	struct bm_outlier_policy outlier;
 	struct bm_port_policy *ports; /* portLevelSettings */
 	size_t n_ports;
 };

@@ -13,6 +13,7 @@
 #include "blobtab.h"
 #include "bm_svc.h"
 #include "http_match.h"
+#include "outlier.h"
 #include "tables.h"
 
 /* Endpoints of one destination: a service, subset and port (Envoy's cluster). */
@@ -23,6 +24,8 @@ struct cluster {
 	size_t n4, n6;
 	uint32_t lb;                   /* enum bm_lb: ROUND_ROBIN or RANDOM here (see docs/l7.md) */
 	uint32_t rr;
+	struct bm_l7_pool pool;        /* DestinationRule connectionPool (circuit breaking) */
+	struct bm_outlier_policy od;   /* DestinationRule outlierDetection (od.set: on) */
 };
 
 /* One VirtualService with http rules, compiled. */
@@ -51,6 +54,7 @@ struct caller {
 
 struct bm_router {
 	struct bm_config_pin *pin;
+	struct bm_outlier *od;         /* the agent's, outlives routers; NULL: no ejections */
 	struct vsc *vscs;
 	size_t n_vscs;
 	struct rport *ports;
@@ -188,6 +192,19 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 	memset(c, 0, sizeof(*c));
 	c->name = strdup(name);
 	c->lb = bm_compile_lb(s, subset, p->port) == BM_LB_RANDOM ? BM_LB_RANDOM : BM_LB_ROUND_ROBIN;
+	const struct bm_conn_pool *cp = bm_compile_pool(s, subset, p->port);
+	const struct bm_outlier_policy *od = bm_compile_outlier(s, subset, p->port);
+
+	if (cp)
+		c->pool = (struct bm_l7_pool){ .max_connections = cp->max_connections,
+					       .connect_timeout_ms = cp->connect_timeout_ms,
+					       .max_pending = cp->max_pending,
+					       .max_requests = cp->max_requests,
+					       .max_requests_per_conn = cp->max_requests_per_conn,
+					       .idle_timeout_ms = cp->idle_timeout_ms,
+					       .max_retries = cp->max_retries };
+	if (od)
+		c->od = *od;
 	c->rr = rnd32(r);
 	if (s->n_eps) {
 		c->ep4 = calloc(s->n_eps, sizeof(*c->ep4));
@@ -259,7 +276,8 @@ static uint16_t dest_port(const struct bm_cat_svc *s, const struct bm_cat_svc *t
 static int add_port(struct bm_router *r, const struct bm_catalog *cat, const struct bm_cat_svc *s,
 		    const struct bm_cat_port *sp, uint32_t vsc)
 {
-	struct vsc *v = &r->vscs[vsc];
+	static struct vsc none; /* a port with DestinationRule policies but no http rules */
+	struct vsc *v = vsc == UINT32_MAX ? &none : &r->vscs[vsc];
 	struct rport *rp = &r->ports[r->n_ports];
 
 	memset(rp, 0, sizeof(*rp));
@@ -296,12 +314,13 @@ static int add_port(struct bm_router *r, const struct bm_catalog *cat, const str
 
 static bool routed_port(const struct bm_cat_svc *s, const struct bm_cat_port *p)
 {
-	return s->vs && s->vs->has_http && !s->passthrough && bm_port_http_capable(p);
+	return bm_port_routed_l7(s, p);
 }
 
 struct bm_router *bm_router_build(const struct bm_catalog *cat,
 				  const struct bm_router_caller *callers, size_t n_callers,
-				  struct bm_config_pin *pin, char *err, size_t errlen)
+				  struct bm_config_pin *pin, struct bm_outlier *od, char *err,
+				  size_t errlen)
 {
 	struct bm_router *r = calloc(1, sizeof(*r));
 	size_t n_vs = 0, n_ports = 0;
@@ -314,6 +333,7 @@ struct bm_router *bm_router_build(const struct bm_catalog *cat,
 		return NULL;
 	}
 	r->pin = pin;
+	r->od = od;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r->rnd = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < cat->n_svcs; i++)
@@ -345,7 +365,7 @@ struct bm_router *bm_router_build(const struct bm_catalog *cat,
 		for (size_t p = 0; p < s->n_ports; p++) {
 			if (!routed_port(s, &s->ports[p]))
 				continue;
-			if (vsc == UINT32_MAX) {
+			if (vsc == UINT32_MAX && s->vs && s->vs->has_http) {
 				/* One VirtualService can serve several hosts: compile it once. */
 				for (size_t k = 0; k < r->n_vscs && vsc == UINT32_MAX; k++)
 					if (vs_seen[k].vs == s->vs)
@@ -415,13 +435,22 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 	return a->ss_family == AF_INET6 && !memcmp(a, b, sizeof(struct sockaddr_in6));
 }
 
-/* An endpoint of c, in the family of the original destination when it has one there; not
- * avoid (a retry's last endpoint, as Istio's previous_hosts predicate) when another exists. */
+static bool ejected(const struct bm_router *r, const struct cluster *c,
+		    const struct sockaddr_storage *ep)
+{
+	return c->od.set && bm_outlier_ejected(r->od, c->name, ep);
+}
+
+/* An endpoint of c, in the family of the original destination when it has one there; not an
+ * ejected one (outlierDetection) unless fewer than minHealthPercent are healthy (Envoy's
+ * panic mode); not avoid (a retry's last endpoint, Istio's previous_hosts) when another can
+ * be had. -ENOENT when there is none. */
 static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
 			 const struct sockaddr_storage *avoid, struct sockaddr_storage *out)
 {
 	struct sockaddr_storage *v = family == AF_INET6 ? c->ep6 : c->ep4;
-	size_t n = family == AF_INET6 ? c->n6 : c->n4;
+	size_t n = family == AF_INET6 ? c->n6 : c->n4, healthy;
+	bool panic = false;
 	uint32_t i;
 
 	if (!n) {
@@ -431,10 +460,46 @@ static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
 	if (!n)
 		return -ENOENT;
 	i = c->lb == BM_LB_RANDOM ? rnd32(r) : c->rr++;
-	if (avoid && n > 1 && same_addr(&v[i % n], avoid))
-		i++; /* the next one: another endpoint, unless listed twice */
+	if (c->od.set && bm_outlier_n_ejected(r->od)) {
+		healthy = 0;
+		for (size_t k = 0; k < n; k++)
+			healthy += !ejected(r, c, &v[k]);
+		panic = healthy * 100 < (size_t)c->od.min_health_pct * n;
+		if (!healthy && !panic)
+			return -ENOENT;
+		/* The next healthy one from i: the ejected are skipped, not picked again. */
+		for (size_t k = 0; k < n && !panic && ejected(r, c, &v[i % n]); k++)
+			i++;
+	}
+	if (avoid && n > 1 && same_addr(&v[i % n], avoid)) {
+		/* The next one that may be used: another endpoint, unless listed twice. */
+		for (size_t k = 1; k < n; k++)
+			if (panic || !ejected(r, c, &v[(i + k) % n])) {
+				i += (uint32_t)k;
+				break;
+			}
+	}
 	*out = v[i % n];
 	return 0;
+}
+
+int bm_router_outcome(struct bm_router *r, const char *cluster,
+		      const struct sockaddr_storage *ep, enum bm_l7_outcome what, int status,
+		      uint64_t now_ms)
+{
+	const struct bm_blob_ent *e;
+	const struct cluster *c;
+
+	if (!r || !r->od || !cluster)
+		return 0;
+	e = bm_blobtab_get(&r->by_cluster, cluster, strlen(cluster));
+	if (!e)
+		return 0; /* a cluster of an older config */
+	c = &r->clusters[e->val];
+	if (!c->od.set)
+		return 0;
+	return bm_outlier_report(r->od, cluster, ep, what, status, &c->od,
+				 ep->ss_family == AF_INET6 ? c->n6 : c->n4, now_ms);
 }
 
 int bm_router_tcp_pick(struct bm_router *r, const struct sockaddr_storage *orig,
@@ -511,6 +576,24 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 		d->close = true;
 		return;
 	}
+	if (rp->vsc == UINT32_MAX) {
+		/* No http rules, DestinationRule policies only: the service itself, Istio's
+		 * default retries, the cluster's limits. */
+		c = &r->clusters[rp->own];
+		d->cluster = c->name;
+		if (pick_endpoint(r, c, req->orig_dst.ss_family,
+				  req->attempt ? &req->prev_upstream : NULL, &d->upstream)) {
+			respond(d, 503, "no healthy upstream");
+			return;
+		}
+		d->action = BM_L7_FORWARD;
+		d->pool = c->pool;
+		d->retries = DEFAULT_RETRIES;
+		d->retry_on = BM_RETRY_CONNECT_FAILURE | BM_RETRY_REFUSED_STREAM;
+		d->retry_codes = default_retry_codes;
+		d->n_retry_codes = 1;
+		return;
+	}
 	v = &r->vscs[rp->vsc];
 	if (req->caller_wl) {
 		const struct bm_blob_ent *e = bm_blobtab_get(&r->by_wl, &req->caller_wl,
@@ -558,6 +641,7 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 		return;
 	}
 	d->action = BM_L7_FORWARD;
+	d->pool = c->pool;
 	if (rt->has_rewrite) {
 		if (rt->rewrite.uri && bm_http_rewrite_path(rt, entry, req->path, r->path_buf,
 							    sizeof(r->path_buf)) >= 0)

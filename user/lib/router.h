@@ -23,13 +23,17 @@ struct bm_router_caller {
 
 struct bm_router;
 
-/* Build from an applied catalog: every service port whose mesh VirtualService has http rules.
+/* Build from an applied catalog: every service port routed by the agent (http rules, or a
+ * DestinationRule connectionPool / outlierDetection: bm_port_routed_l7). od: the agent's
+ * outlier detection state, which outlives routers (NULL: no ejections).
  * The router keeps what it needs (copies, or pointers into the parses pin keeps alive: it
  * takes pin and frees it with itself); cat and its config may be freed after. NULL when out
  * of memory, or when a rule does not compile (err says which). */
+struct bm_outlier;
 struct bm_router *bm_router_build(const struct bm_catalog *cat,
 				  const struct bm_router_caller *callers, size_t n_callers,
-				  struct bm_config_pin *pin, char *err, size_t errlen);
+				  struct bm_config_pin *pin, struct bm_outlier *od, char *err,
+				  size_t errlen);
 void bm_router_free(struct bm_router *r);
 
 /* bm_l7_route_fn: arg is the router. Strings in d point into the router, or into a buffer
@@ -40,6 +44,12 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
  * of the service itself, as without rules. 0, or -ENOENT (unknown destination, no endpoint). */
 int bm_router_tcp_pick(struct bm_router *r, const struct sockaddr_storage *orig,
 		       struct sockaddr_storage *out);
+
+/* One attempt's outcome (bm_l7_outcome_fn) fed to outlier detection under the cluster's
+ * policy. 1 when it ejected the endpoint (the kernel's sets should follow), else 0. */
+int bm_router_outcome(struct bm_router *r, const char *cluster,
+		      const struct sockaddr_storage *ep, enum bm_l7_outcome what, int status,
+		      uint64_t now_ms);
 
 /* Service ports routed, clusters (host, subset, port) and their endpoints, for logs. */
 struct bm_router_stats {

@@ -69,6 +69,7 @@ struct bm_tables {
 	uint16_t l7_port;   /* the agent's HTTP listener (host order), 0 = none */
 	struct bm_ip l7_addr4, l7_addr6; /* all zero: none for that family */
 	const char *node;   /* the node compiled for (NULL: all) */
+	const struct bm_compile_opts *opts; /* during bm_compile only */
 };
 
 struct bm_compile_opts {
@@ -81,6 +82,8 @@ struct bm_compile_opts {
 	 * none, such ports stay at L4 (and a warning says so). */
 	uint16_t l7_port;
 	struct bm_ip l7_addr4, l7_addr6;
+	/* Endpoints outlier detection ejected: left out of the service's sets. NULL: none. */
+	bool (*ejected)(void *arg, const char *host, const struct bm_ip *ip, uint16_t port);
 };
 
 /* Would Istio treat this port as HTTP (by name prefix or appProtocol), or leave it to sniffing
@@ -94,5 +97,14 @@ void bm_tables_free(struct bm_tables *t);
 
 /* Load-balancing algorithm of a destination (subset, port level, as Istio merges them). */
 uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t port);
+/* The DestinationRule's connectionPool / outlierDetection for (subset, port), from the most
+ * specific level that sets one (subset port, subset, port, top); NULL when none does. */
+const struct bm_conn_pool *bm_compile_pool(const struct bm_cat_svc *s, const char *subset,
+					   uint16_t port);
+const struct bm_outlier_policy *bm_compile_outlier(const struct bm_cat_svc *s, const char *subset,
+						   uint16_t port);
+/* Is this service port routed by the agent: HTTP (Istio's protocol selection) with mesh http
+ * rules, or a DestinationRule connectionPool / outlierDetection? */
+bool bm_port_routed_l7(const struct bm_cat_svc *s, const struct bm_cat_port *p);
 
 #endif
