@@ -472,6 +472,291 @@ expect "stats: upstream connections reused (${reqs:-0} requests, $(stat_of big u
 	test "$(stat_of big upstream_cx)" -le 220
 stop_proxy "$BIG" big
 
+echo "# circuit breaking: max_connections and the pending queue (bm-echo d, its own log)"
+start_echo d 8083 || fail "bm-echo d starts"
+# wrk: counts 200s, Envoy's overflow 503s (header and body) and anything else, across threads.
+cat >"$WORK/cb.lua" <<'EOF'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; over = 0; other = 0 end
+function response(status, headers, body)
+	if status == 200 then
+		ok = ok + 1
+	elseif status == 503 and headers["x-envoy-overloaded"] == "true" and
+	       body == "upstream connect error or disconnect/reset before headers. reset reason: overflow" then
+		over = over + 1
+	else
+		other = other + 1
+	end
+end
+function done(summary, latency, requests)
+	local o, v, x = 0, 0, 0
+	for _, t in ipairs(threads) do
+		o = o + t:get("ok"); v = v + t:get("over"); x = x + t:get("other")
+	end
+	io.write(string.format("RESULT %d %d %d %d\n", o, v, x, math.floor(latency.mean / 1000)))
+end
+EOF
+# sample_conns PORT FILE STOPFILE: the upstream's established connections every 50 ms, until
+# STOPFILE exists (200 samples at most).
+sample_conns() {
+	local i
+
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$3" ] && break
+		ip netns exec "$NS" ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l >>"$2"
+		sleep 0.05
+	done
+}
+# cb_load NAME URL: wrk -c200 for 3 s with the upstream's connections sampled; sets OK OVER
+# OTHER MEAN_MS MAXC (the most connections seen at once) and leaves wrk's output in NAME.wrk.
+cb_load() {
+	local samp
+
+	rm -f "$WORK/$1.stop" "$WORK/$1.samples"
+	sample_conns 8083 "$WORK/$1.samples" "$WORK/$1.stop" &
+	samp=$!
+	LIVE[$samp]=1
+	cli wrk -t2 -c200 -d3s --timeout 5s -s "$WORK/cb.lua" "$2" >"$WORK/$1.wrk" 2>&1
+	touch "$WORK/$1.stop"
+	reap "$samp" 5
+	read -r OK OVER OTHER MEAN_MS < <(awk '$1 == "RESULT" { print $2, $3, $4, $5 }' "$WORK/$1.wrk")
+	MAXC=$(sort -n "$WORK/$1.samples" | tail -1)
+}
+
+start_proxy cb 15013 --upstream 127.0.0.1:8083 --route '/=cb,max_connections=50,max_pending=50' ||
+	fail "harness cb starts"
+CB=$PX_PID
+cb_load cbw "http://127.0.0.1:15013/slow?delay=200ms"
+dump_stats "$CB" cb
+echo "#   200 clients, 50 connections, 50 pending: ${OK:-0} ok, ${OVER:-0} overflow, ${OTHER:-?} other, mean ${MEAN_MS:-?} ms, upstream connections at most ${MAXC:-?}"
+expect "max_pending 50: some requests answered 503 with x-envoy-overloaded and Envoy's overflow text (${OVER:-0})" \
+	test "${OVER:-0}" -gt 0
+expect "max_pending 50: the others served (${OK:-0} x 200)" test "${OK:-0}" -gt 100
+expect_eq "${OTHER:-?}" 0 "max_pending 50: no request failed for another reason"
+expect "max_pending 50: no socket errors or timeouts in wrk" bash -c "! grep -q 'Socket errors' '$WORK/cbw.wrk'"
+expect "max_connections 50: the upstream never had more than 50 connections at once (sampled max ${MAXC:-?})" \
+	bash -c "[ '${MAXC:-99}' -le 50 ] && [ '${MAXC:-0}' -ge 40 ]"
+expect "max_connections 50: 50 upstream connections opened in all, kept alive ($(stat_of cb upstream_cx))" \
+	test "$(stat_of cb upstream_cx)" -le 50
+expect "stats: requests waited (rq_pending_total $(stat_of cb rq_pending_total), cx_overflow $(stat_of cb cx_overflow))" \
+	bash -c "[ '$(stat_of cb rq_pending_total)' -gt 0 ] && [ '$(stat_of cb cx_overflow)' -gt 0 ]"
+expect "stats: every overflow 503 counted in rq_pending_overflow ($(stat_of cb rq_pending_overflow) >= ${OVER:-0})" \
+	test "$(stat_of cb rq_pending_overflow)" -ge "${OVER:-0}"
+expect_eq "$(stat_of cb rq_pending_active)" 0 "stats: nobody left in the queue"
+stop_proxy "$CB" cb
+
+start_proxy cbq 15014 --upstream 127.0.0.1:8083 --route '/=cbq,max_connections=50,max_pending=1000' ||
+	fail "harness cbq starts"
+CBQ=$PX_PID
+cb_load cbqw "http://127.0.0.1:15014/slow?delay=200ms"
+dump_stats "$CBQ" cbq
+echo "#   200 clients, 50 connections, 1000 pending: ${OK:-0} ok, ${OVER:-0} overflow, ${OTHER:-?} other, mean ${MEAN_MS:-?} ms, upstream connections at most ${MAXC:-?}"
+expect_eq "${OVER:-?} ${OTHER:-?}" "0 0" "max_pending 1000: no 503, no other failure"
+expect "max_pending 1000: requests served (${OK:-0})" test "${OK:-0}" -gt 200
+expect "max_pending 1000: requests waited their turn, mean latency ${MEAN_MS:-0} ms >= 2 x the upstream's 200 ms" \
+	test "${MEAN_MS:-0}" -ge 400
+expect "max_pending 1000: still at most 50 upstream connections (sampled max ${MAXC:-?}, opened $(stat_of cbq upstream_cx))" \
+	bash -c "[ '${MAXC:-99}' -le 50 ] && [ '$(stat_of cbq upstream_cx)' -le 50 ]"
+expect "max_pending 1000: wrk saw no errors" bash -c "! grep -qE 'Socket errors|Non-2xx' '$WORK/cbqw.wrk'"
+stop_proxy "$CBQ" cbq
+
+echo "# the pending queue: route timeout, a client leaving, overflow, max_requests, outcomes"
+# wait_log NAME PATTERN: until bm-echo NAME logged a line matching PATTERN (5 s at most).
+wait_log() {
+	local i
+
+	for ((i = 0; i < 100; i++)); do
+		grep -q "$2" "$WORK/$1.out" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+start_proxy cbt 15015 --upstream 127.0.0.1:8083 --outcomes "$WORK/cbt.outcomes" \
+	--route '/=cbt,max_connections=1,timeout=1500' || fail "harness cbt starts"
+CBT=$PX_PID
+cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15015/qa?delay=1s" >"$WORK/qa.code" &
+QA=$!
+LIVE[$QA]=1
+wait_log d '^GET /qa?delay=1s ' || fail "request qa reached bm-echo"
+out=$(cli curl -sS -w ' %{http_code} %{time_total}' "http://127.0.0.1:15015/qb?delay=1s")
+reap "$QA" 10
+expect_eq "$(cat "$WORK/qa.code")" 200 "max_connections 1: the first request is served"
+expect_eq "${out% *}" "upstream request timeout 504" \
+	"route timeout 1.5 s covers the wait: queued ~1 s, then 1 s upstream: 504"
+expect "route timeout counted from before the queue: 504 after ${out##* }s (1.5 s)" \
+	bash -c "$(declare -f fge fle); fge ${out##* } 1.4 && fle ${out##* } 2.5"
+expect "the queued request went upstream once the connection was free" grep -q '^GET /qb?delay=1s ' "$WORK/d.out"
+expect_eq "$(awk '$4 == "cbt" { print $1, $2 }' "$WORK/cbt.outcomes" | sort | tr '\n' ';')" "response 200;timeout 0;" \
+	"outcomes: the first a response 200, the queued one a (route) timeout, one each"
+stop_proxy "$CBT" cbt
+
+start_proxy cbl 15016 --upstream 127.0.0.1:8083 --outcomes "$WORK/cbl.outcomes" \
+	--route '/mr=cbm,max_requests=1' --route '/=cbl,max_connections=1,max_pending=1' || fail "harness cbl starts"
+CBL=$PX_PID
+cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/la?delay=2s" >"$WORK/la.code" &
+LA=$!
+LIVE[$LA]=1
+wait_log d '^GET /la?delay=2s ' || fail "request la reached bm-echo"
+cli curl -sS -o /dev/null --max-time 0.3 "http://127.0.0.1:15016/lb" 2>/dev/null
+expect_eq "$?" 28 "a queued client gives up after 0.3 s"
+cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/lc" >"$WORK/lc.code" &
+LC=$!
+LIVE[$LC]=1
+for ((i = 0; i < 50; i++)); do
+	dump_stats "$CBL" cbl
+	[ "$(stat_of cbl rq_pending_active)" = 1 ] && break
+	sleep 0.02
+done
+expect_eq "$(stat_of cbl rq_pending_active)" 1 "the client that left freed its place: the next one is queued (max_pending 1)"
+out=$(cli curl -sS -D "$H" -w ' %{http_code}' "http://127.0.0.1:15016/ld")
+expect_eq "$out" "upstream connect error or disconnect/reset before headers. reset reason: overflow 503" \
+	"queue full (max_pending 1): 503 with Envoy's overflow text"
+expect "queue full: x-envoy-overloaded: true" grep -qi '^x-envoy-overloaded: true' "$H"
+reap "$LA" 10
+reap "$LC" 10
+expect_eq "$(cat "$WORK/la.code") $(cat "$WORK/lc.code")" "200 200" "the first and the queued request both served"
+expect_eq "$(grep -cE '^GET /l[bd] ' "$WORK/d.out")" 0 "the request that left and the overflow never reached the upstream"
+cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/mr1?delay=1s" >"$WORK/mr1.code" &
+MR1=$!
+LIVE[$MR1]=1
+wait_log d '^GET /mr1?delay=1s ' || fail "request mr1 reached bm-echo"
+out=$(cli curl -sS -D "$H" -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/mr2")
+reap "$MR1" 10
+expect_eq "$(cat "$WORK/mr1.code") $out" "200 503" "max_requests 1: a second request in flight gets 503 at once"
+expect "max_requests: x-envoy-overloaded: true" grep -qi '^x-envoy-overloaded: true' "$H"
+dump_stats "$CBL" cbl
+expect_eq "$(stat_of cbl rq_pending_total) $(stat_of cbl rq_pending_overflow) $(stat_of cbl rq_pending_active)" "2 2 0" \
+	"stats: two requests queued, two overflows (queue full, max_requests), queue empty"
+expect_eq "$(awk '{ print $1, $2, $4 }' "$WORK/cbl.outcomes" | sort | tr '\n' ';')" \
+	"response 200 cbl;response 200 cbl;response 200 cbm;" "outcomes: one per request that reached bm-echo, none for overflows or the client that left"
+stop_proxy "$CBL" cbl
+
+echo "# per cluster: max_requests_per_conn, max_retries"
+start_proxy cbp 15017 --upstream 127.0.0.1:8083 --max-requests-per-conn 2 \
+	--route '/pc=cbpc,max_requests_per_conn=10' --route '/rt=cbr,max_retries=1,retries=2,retry_on=5xx,fail_first=1' \
+	--route '/ru=cbu,retries=2,retry_on=5xx,fail_first=1' || fail "harness cbp starts"
+CBP=$PX_PID
+urls=()
+for i in $(seq 1 30); do urls+=(-o /dev/null "http://127.0.0.1:15017/pc$i"); done
+cli curl -sS "${urls[@]}"
+expect_eq "$(grep -E '^GET /pc[0-9]+ 200 ' "$WORK/d.out" | sed 's/.*client=//; s/ .*//' | sort | uniq -c | awk '{ print $1 }' | tr '\n' ' ')" \
+	"10 10 10 " "max_requests_per_conn 10 (cluster) over the proxy's 2: 30 requests on 3 upstream connections, 10 each"
+urls=()
+for i in $(seq 1 4); do urls+=(-o /dev/null "http://127.0.0.1:15017/po$i"); done
+cli curl -sS "${urls[@]}"
+expect_eq "$(grep -E '^GET /po[0-9]+ 200 ' "$WORK/d.out" | sed 's/.*client=//; s/ .*//' | sort -u | wc -l)" 2 \
+	"a cluster without the override keeps the proxy's 2 per connection"
+dump_stats "$CBP" cbp
+r0=$(stat_of cbp retries)
+for i in 1 2 3; do
+	cli curl -sS -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:15017/rt$i?delay=300ms" >"$WORK/rt$i.code" &
+	LIVE[$!]=1
+	RT[$i]=$!
+done
+for i in 1 2 3; do reap "${RT[$i]}" 15; done
+expect_eq "$(cat "$WORK"/rt[123].code | sort | tr '\n' ' ')" "200 503 503 " \
+	"max_retries 1: three requests fail at once, one is retried (200), two answered as if out of retries (503)"
+dump_stats "$CBP" cbp
+expect_eq "$(($(stat_of cbp retries) - r0)) $(stat_of cbp retry_overflow)" "1 2" "stats: one retry, two retry overflows"
+expect_eq "$(grep -cE '^GET /rt[123]\?delay=300ms&status=503 503 ' "$WORK/d.out") $(grep -cE '^GET /rt[123]\?delay=300ms 200 ' "$WORK/d.out")" \
+	"3 1" "max_retries 1: bm-echo saw three first tries and one retry"
+for i in 1 2 3; do
+	cli curl -sS -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:15017/ru$i?delay=300ms" >"$WORK/ru$i.code" &
+	LIVE[$!]=1
+	RT[$i]=$!
+done
+for i in 1 2 3; do reap "${RT[$i]}" 15; done
+expect_eq "$(cat "$WORK"/ru[123].code | tr '\n' ' ')" "200 200 200 " "max_retries unset (0: no limit): all three retried"
+stop_proxy "$CBP" cbp
+
+echo "# outcomes: one line per attempt"
+start_proxy oc 15018 --upstream 127.0.0.1:8080 --outcomes "$WORK/oc.outcomes" --retries 2 \
+	--retry-on 5xx,connect-failure,reset --per-try-timeout 300 --timeout 5000 \
+	--route '/refused=refused,upstream=127.0.0.1:9' --route '/reset=reset,upstream=127.0.0.1:9000' \
+	--route '/o503=o503' --route '/pt=pt' --route '/ok=ok' || fail "harness oc starts"
+OC=$PX_PID
+oc_lines() { awk -v c="$1" '$4 == c { print $1, $2, $3 }' "$WORK/oc.outcomes" | sort | uniq -c | awk '{ $1 = $1; print }' | tr '\n' ';'; }
+expect_eq "$(code http://127.0.0.1:15018/ok) $(oc_lines ok)" "200 1 response 200 127.0.0.1:8080;" \
+	"outcome: a 200 is one response line"
+expect_eq "$(code 'http://127.0.0.1:15018/o503?status=503') $(oc_lines o503)" "503 3 response 503 127.0.0.1:8080;" \
+	"outcome: a 503 upstream, tried three times: three response 503 lines (5xx retried included)"
+expect_eq "$(grep -c '^GET /o503?status=503 503 ' "$WORK/a.out")" 3 "outcome: and bm-echo saw three requests"
+expect_eq "$(code http://127.0.0.1:15018/refused) $(oc_lines refused)" "503 3 connect_fail 0 127.0.0.1:9;" \
+	"outcome: a refused port, three tries: three connect_fail lines"
+expect_eq "$(code http://127.0.0.1:15018/reset) $(oc_lines reset)" "503 3 reset 0 127.0.0.1:9000;" \
+	"outcome: an upstream reset, three tries: three reset lines"
+expect_eq "$(code 'http://127.0.0.1:15018/pt?delay=2s') $(oc_lines pt)" "504 3 timeout 0 127.0.0.1:8080;" \
+	"outcome: per-try timeouts, three tries: three timeout lines"
+expect_eq "$(wc -l <"$WORK/oc.outcomes")" 13 "outcome: 13 lines in all, nothing else"
+stop_proxy "$OC" oc
+
+echo "# drain"
+start_proxy drain 15019 --upstream 127.0.0.1:8080 || fail "harness drain starts"
+DR=$PX_PID
+cli curl -sS -D "$WORK/dr_slow.h" -o "$WORK/dr_slow.b" -w '%{http_code}' "http://127.0.0.1:15019/drain-slow?delay=1s" \
+	>"$WORK/dr_slow.code" 2>"$WORK/dr_slow.err" &
+DSLOW=$!
+LIVE[$DSLOW]=1
+printf 'GET /drain-p1?delay=1s HTTP/1.1\r\nHost: a\r\n\r\nGET /drain-p2 HTTP/1.1\r\nHost: a\r\n\r\n' >"$WORK/dr_pipe.in"
+cli nc 127.0.0.1 15019 <"$WORK/dr_pipe.in" >"$WORK/dr_pipe.out" &
+DPIPE=$!
+LIVE[$DPIPE]=1
+cat >"$WORK/idle.py" <<'EOF'
+import socket, time
+s = socket.create_connection(("127.0.0.1", 15019), timeout=10)
+s.sendall(b"GET /drain-idle HTTP/1.1\r\nHost: a\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+head, body = buf.split(b"\r\n\r\n", 1)
+n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+while len(body) < n:
+    body += s.recv(4096)
+print(head.split(b"\r\n")[0].decode(), flush=True)
+try:
+    print("fin" if s.recv(1) == b"" else "data", time.time(), flush=True)
+except ConnectionResetError:
+    print("reset", time.time(), flush=True)
+except socket.timeout:
+    print("timeout", time.time(), flush=True)
+EOF
+cli python3 "$WORK/idle.py" >"$WORK/dr_idle.out" 2>&1 &
+DIDLE=$!
+LIVE[$DIDLE]=1
+wait_log a '^GET /drain-slow?delay=1s ' && wait_log a '^GET /drain-p1?delay=1s ' || fail "drain: the slow requests reached bm-echo"
+for ((i = 0; i < 100; i++)); do grep -q 'HTTP/1.1 200' "$WORK/dr_idle.out" && break; sleep 0.05; done
+expect "drain: the idle client got its first response" grep -q 'HTTP/1.1 200' "$WORK/dr_idle.out"
+t_drain=$EPOCHREALTIME
+kill -USR2 "$DR"
+sleep 0.1
+expect "drain: the harness is still running (requests in flight)" alive "$DR"
+cli curl -sS -o /dev/null http://127.0.0.1:15019/after-drain 2>/dev/null
+rc=$?
+expect "drain: a new connection is accepted and closed at once, no answer (curl exit $rc: 52 empty reply or 56 reset)" \
+	bash -c "[ $rc = 52 ] || [ $rc = 56 ]"
+reap "$DIDLE" 10
+read -r what t_fin < <(tail -1 "$WORK/dr_idle.out")
+expect_eq "$what" fin "drain: the idle keep-alive client sees a clean FIN (no reset)"
+expect "drain: the FIN came at once ($(awk -v a="$t_drain" -v b="${t_fin:-0}" 'BEGIN { printf "%.2f", b - a }') s after the drain)" \
+	awk -v a="$t_drain" -v b="${t_fin:-0}" 'BEGIN { exit !(b - a >= 0 && b - a < 0.9) }'
+reap "$DSLOW" 10
+expect_eq "$(cat "$WORK/dr_slow.code")" 200 "drain: the slow request in flight gets its full 200"
+expect_eq "$(json "$WORK/dr_slow.b" .path)" "/drain-slow?delay=1s" "drain: with the whole body"
+expect "drain: its response carries connection: close" grep -qi '^connection: close' "$WORK/dr_slow.h"
+reap "$DPIPE" 10
+expect_eq "$(grep -ac '^HTTP/1.1 ' "$WORK/dr_pipe.out") $(grep -aci '^connection: close' "$WORK/dr_pipe.out")" "1 1" \
+	"drain: pipelined requests: the one in flight answered with connection: close, the next not served"
+expect_eq "$(grep -c '^GET /drain-p2 ' "$WORK/a.out")" 0 "drain: the pipelined request never went upstream"
+reap "$DR" 5
+expect_eq "$?" 0 "drain: the harness exits by itself (0) once every client is done"
+if grep -qE 'Sanitizer|runtime error|ERROR:' "$WORK/drain.err"; then
+	fail "drain: no sanitizer report"
+	sed 's/^/#   /' "$WORK/drain.err" | head -40
+else
+	pass "drain: no sanitizer report"
+fi
+
 # ---- the upstreams stop cleanly too ----
 for p in "${!LIVE[@]}"; do
 	kill -TERM "$p" 2>/dev/null
@@ -479,7 +764,7 @@ done
 for p in "${!LIVE[@]}"; do
 	reap "$p" 10
 done
-if grep -qE 'Sanitizer|runtime error' "$WORK"/a.err "$WORK"/b.err "$WORK"/c.err; then
+if grep -qE 'Sanitizer|runtime error' "$WORK"/a.err "$WORK"/b.err "$WORK"/c.err "$WORK"/d.err; then
 	fail "bm-echo: no sanitizer report"
 fi
 

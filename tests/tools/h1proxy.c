@@ -1,5 +1,6 @@
 /* Test harness for the HTTP/1.1 engine (not part of the product): listens on loopback and
- * serves every connection through bm_h1_proxy with a small router set from the command line. */
+ * serves every connection through bm_h1_proxy with a small router set from the command line.
+ * SIGUSR1 dumps the stats; SIGUSR2 drains, and the harness exits once no client is left. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -15,8 +16,21 @@
 #include "h1.h"
 
 #define MAX_UP 16
+#define MAX_ROUTES 8
 #define PATH_RING 4096 /* rewritten paths live this many requests (the router owns them) */
 #define PATH_MAX_LEN 2048
+
+/* --route PREFIX=CLUSTER[,key=value...]: requests whose path starts with PREFIX go to
+ * CLUSTER ("" for none) with its pool limits; upstream, timeouts and retries may be set too
+ * (-1: the harness-wide value). */
+struct route {
+	const char *prefix, *cluster;
+	struct bm_l7_pool pool;
+	struct sockaddr_storage up;
+	bool has_up;
+	int64_t timeout, per_try, retries, retry_on;
+	bool fail_first;
+};
 
 struct harness {
 	struct bm_evloop *loop;
@@ -28,6 +42,10 @@ struct harness {
 	bool fail_first, sniff;
 	struct bm_http_edits req_edits, resp_edits;
 	const char *stats_file;
+	struct route routes[MAX_ROUTES];
+	size_t n_routes;
+	FILE *outcomes;
+	struct bm_ev_timer drain_timer;
 	struct bm_ev_file lfile, sfile;
 	int lfd, sfd;
 	char (*paths)[PATH_MAX_LEN];
@@ -65,6 +83,7 @@ static uint32_t parse_retry_on(const char *s)
 {
 	uint32_t v = 0;
 
+	/* Any separator: "," on the command line, "+" inside a --route spec. */
 	if (strstr(s, "5xx"))
 		v |= BM_RETRY_5XX;
 	if (strstr(s, "gateway-error"))
@@ -93,9 +112,78 @@ static int add_edit(struct bm_http_edit *list, size_t *n, char *arg, bool with_v
 	return 0;
 }
 
+static int parse_route(struct harness *h, char *arg)
+{
+	static const char *const keys[] = { "max_connections", "max_pending", "max_requests",
+					    "max_retries", "max_requests_per_conn",
+					    "connect_timeout", "idle_timeout" };
+	struct route *r = &h->routes[h->n_routes];
+	uint32_t *lim[] = { &r->pool.max_connections, &r->pool.max_pending, &r->pool.max_requests,
+			    &r->pool.max_retries, &r->pool.max_requests_per_conn,
+			    &r->pool.connect_timeout_ms, &r->pool.idle_timeout_ms };
+	char *eq = strchr(arg, '='), *tok, *save = NULL;
+
+	if (h->n_routes == MAX_ROUTES || !eq)
+		return -1;
+	*eq = 0;
+	r->prefix = arg;
+	r->timeout = r->per_try = r->retries = r->retry_on = -1;
+	r->cluster = eq + 1;
+	tok = strchr(eq + 1, ',');
+	if (tok)
+		*tok++ = 0;
+	for (tok = tok ? strtok_r(tok, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(tok, '=');
+		size_t i;
+
+		if (!v)
+			return -1;
+		*v++ = 0;
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && strcmp(tok, keys[i]); i++)
+			;
+		if (i < sizeof(keys) / sizeof(keys[0]))
+			*lim[i] = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(tok, "upstream"))
+			r->has_up = !parse_addr(v, &r->up);
+		else if (!strcmp(tok, "timeout"))
+			r->timeout = strtol(v, NULL, 10);
+		else if (!strcmp(tok, "per_try"))
+			r->per_try = strtol(v, NULL, 10);
+		else if (!strcmp(tok, "retries"))
+			r->retries = strtol(v, NULL, 10);
+		else if (!strcmp(tok, "retry_on"))
+			r->retry_on = parse_retry_on(v);
+		else if (!strcmp(tok, "fail_first"))
+			r->fail_first = !strcmp(v, "1");
+		else
+			return -1;
+		if (!strcmp(tok, "upstream") && !r->has_up)
+			return -1;
+	}
+	h->n_routes++;
+	return 0;
+}
+
+static void apply_route(const struct route *r, struct bm_l7_decision *d)
+{
+	d->cluster = r->cluster[0] ? r->cluster : NULL;
+	d->pool = r->pool;
+	if (r->has_up)
+		d->upstream = r->up;
+	if (r->timeout >= 0)
+		d->timeout_ms = (uint32_t)r->timeout;
+	if (r->per_try >= 0)
+		d->per_try_timeout_ms = (uint32_t)r->per_try;
+	if (r->retries >= 0)
+		d->retries = (uint32_t)r->retries;
+	if (r->retry_on >= 0)
+		d->retry_on = (uint32_t)r->retry_on;
+}
+
 static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
 {
 	struct harness *h = arg;
+	const struct route *r = NULL;
 
 	d->route_name = "harness";
 	d->cluster = "outbound|8080||upstream";
@@ -122,12 +210,35 @@ static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decisio
 	d->req_edits = h->req_edits;
 	d->resp_edits = h->resp_edits;
 	d->rewrite_authority = h->rewrite_authority;
-	if (h->fail_first && req->attempt == 0) {
+	for (size_t i = 0; i < h->n_routes; i++) {
+		if (!strncmp(req->path, h->routes[i].prefix, strlen(h->routes[i].prefix))) {
+			r = &h->routes[i];
+			apply_route(r, d);
+			break;
+		}
+	}
+	if ((r ? r->fail_first : h->fail_first) && req->attempt == 0) {
 		char *p = h->paths[h->path_next++ % PATH_RING];
 
 		snprintf(p, PATH_MAX_LEN, "%s%sstatus=503", req->path, strchr(req->path, '?') ? "&" : "?");
 		d->rewrite_path = p;
 	}
+}
+
+/* --outcomes FILE: "<outcome> <status> <endpoint> <cluster>" per attempt, flushed. */
+static void on_outcome(void *arg, const char *cluster, const struct sockaddr_storage *ep,
+		       enum bm_l7_outcome what, int status)
+{
+	static const char *const names[] = { "?", "response", "connect_fail", "reset", "timeout" };
+	const struct sockaddr_in *in = (const void *)ep;
+	struct harness *h = arg;
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ep->ss_family == AF_INET)
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+	fprintf(h->outcomes, "%s %d %s:%u %s\n", what <= BM_L7_OUT_TIMEOUT ? names[what] : "?",
+		status, ip, ntohs(in->sin_port), cluster ? cluster : "-");
+	fflush(h->outcomes);
 }
 
 static void dump_stats(struct harness *h)
@@ -149,6 +260,10 @@ static void dump_stats(struct harness *h)
 		st->upstream_reuse, st->upstream_reset, st->retries, st->timeouts,
 		st->per_try_timeouts, st->head_timeouts, st->bad_requests, st->too_large,
 		st->overflows, st->upgrades);
+	fprintf(f, "cx_overflow %lu\nrq_pending_total %lu\nrq_pending_active %lu\n"
+		   "rq_pending_overflow %lu\nretry_overflow %lu\n",
+		st->cx_overflow, st->rq_pending_total, st->rq_pending_active,
+		st->rq_pending_overflow, st->retry_overflow);
 	fclose(f);
 }
 
@@ -223,9 +338,21 @@ static void on_accept(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
 			bm_ev_hook_add(l, &p->hook, pending_drop);
 			continue;
 		}
-		if (bm_h1_proxy_serve(h->px, fd, &dst, 0))
+		/* After a drain the engine refuses (and closes) it: that is under test. */
+		if (bm_h1_proxy_serve(h->px, fd, &dst, 0) == -ENOMEM)
 			fprintf(stderr, "h1proxy: serve: out of memory\n");
 	}
+}
+
+/* Draining: done once every client connection has closed. */
+static void drain_check(struct bm_evloop *l, struct bm_ev_timer *t)
+{
+	struct harness *h = t->data;
+
+	if (!bm_h1_proxy_active(h->px))
+		bm_evloop_stop(l);
+	else
+		bm_ev_timer_arm(l, t, 20);
 }
 
 static void on_signal(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
@@ -235,10 +362,14 @@ static void on_signal(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
 
 	(void)ev;
 	while (read(h->sfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1)
+		if (si.ssi_signo == SIGUSR1) {
 			dump_stats(h);
-		else
+		} else if (si.ssi_signo == SIGUSR2) {
+			bm_h1_proxy_drain(h->px);
+			drain_check(l, &h->drain_timer);
+		} else {
 			bm_evloop_stop(l);
+		}
 	}
 }
 
@@ -265,7 +396,11 @@ static void usage(void)
 		"  [--set-req N:V] [--add-req N:V] [--remove-req N] [--set-resp N:V] [--add-resp N:V]\n"
 		"  [--remove-resp N] [--head-timeout MS] [--idle-timeout MS] [--connect-timeout MS]\n"
 		"  [--max-requests-per-conn N] [--max-conns N] [--sniff] [--mark N] [--stats FILE]\n"
-		"  [--ready-file FILE]\n");
+		"  [--ready-file FILE] [--outcomes FILE]\n"
+		"  [--route PREFIX=CLUSTER[,max_connections=N][,max_pending=N][,max_requests=N]\n"
+		"     [,max_retries=N][,max_requests_per_conn=N][,connect_timeout=MS][,idle_timeout=MS]\n"
+		"     [,upstream=IP:PORT][,timeout=MS][,per_try=MS][,retries=N][,retry_on=A+B]\n"
+		"     [,fail_first=1]]...\n");
 	exit(2);
 }
 
@@ -280,16 +415,18 @@ int main(int argc, char **argv)
 		{ "add-resp", 1, 0, 5 }, { "remove-resp", 1, 0, 6 }, { "head-timeout", 1, 0, 7 },
 		{ "idle-timeout", 1, 0, 8 }, { "connect-timeout", 1, 0, 9 },
 		{ "max-requests-per-conn", 1, 0, 10 }, { "max-conns", 1, 0, 11 }, { "sniff", 0, 0, 12 },
-		{ "stats", 1, 0, 13 }, { "ready-file", 1, 0, 14 }, { "mark", 1, 0, 15 }, { 0, 0, 0, 0 },
+		{ "stats", 1, 0, 13 }, { "ready-file", 1, 0, 14 }, { "mark", 1, 0, 15 },
+		{ "route", 1, 0, 16 }, { "outcomes", 1, 0, 17 }, { 0, 0, 0, 0 },
 	};
 	struct harness h = { .lfd = -1, .sfd = -1 };
 	struct bm_h1_opts opts = { 0 };
 	struct sockaddr_storage laddr;
-	const char *ready = NULL;
+	const char *ready = NULL, *outcomes = NULL;
 	bool have_listen = false;
 	sigset_t mask;
 	int c, rc = 1;
 
+	bm_ev_timer_init(&h.drain_timer, drain_check, &h);
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		char *tok, *save = NULL;
 		int bad = 0;
@@ -330,6 +467,8 @@ int main(int argc, char **argv)
 		case 13: h.stats_file = optarg; break;
 		case 14: ready = optarg; break;
 		case 15: bm_conn_upstream_mark = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 16: bad = parse_route(&h, optarg); break;
+		case 17: outcomes = optarg; break;
 		default: usage();
 		}
 		if (bad) {
@@ -344,6 +483,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	h.paths = calloc(PATH_RING, PATH_MAX_LEN);
 	h.loop = bm_evloop_new();
@@ -356,6 +496,14 @@ int main(int argc, char **argv)
 	h.px = bm_h1_proxy_new(h.loop, &opts, route, &h);
 	if (!h.px)
 		goto cleanup;
+	if (outcomes) {
+		h.outcomes = fopen(outcomes, "a");
+		if (!h.outcomes) {
+			fprintf(stderr, "h1proxy: open %s: %s\n", outcomes, strerror(errno));
+			goto cleanup;
+		}
+		bm_h1_proxy_set_outcome(h.px, on_outcome, &h);
+	}
 	bm_ev_file_init(&h.lfile, h.lfd, on_accept, &h);
 	bm_ev_file_init(&h.sfile, h.sfd, on_signal, &h);
 	if (bm_ev_file_set(h.loop, &h.lfile, BM_EV_READ) || bm_ev_file_set(h.loop, &h.sfile, BM_EV_READ))
@@ -371,7 +519,11 @@ int main(int argc, char **argv)
 	rc = bm_evloop_run(h.loop) ? 1 : 0;
 	dump_stats(&h);
 cleanup:
+	if (h.loop)
+		bm_ev_timer_cancel(h.loop, &h.drain_timer);
 	bm_h1_proxy_free(h.px);
+	if (h.outcomes)
+		fclose(h.outcomes);
 	if (h.lfd >= 0)
 		close(h.lfd);
 	if (h.sfd >= 0)

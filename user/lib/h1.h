@@ -21,7 +21,8 @@ struct bm_h1_opts {
 	uint32_t connect_timeout_ms;     /* [10000] upstream connect: 503 (connect failure) */
 	uint32_t upstream_idle_ms;       /* [30000] pooled upstream connection idle: close */
 	uint32_t max_requests_per_conn;  /* [0 = unlimited] requests per upstream connection */
-	uint32_t max_conns_per_endpoint; /* [0 = unlimited] beyond: 503 (overflow), no queueing */
+	uint32_t max_conns_per_endpoint; /* [0 = unlimited] per endpoint of a cluster; beyond: 503
+					  * (overflow) at once, no queueing */
 	uint32_t max_idle_per_endpoint;  /* [1024] idle upstream connections kept per endpoint */
 	uint32_t head_max;               /* [65536] request line + headers, bytes: 431 */
 	uint32_t max_headers;            /* [100] header fields: 431 */
@@ -50,6 +51,12 @@ struct bm_h1_stats {
 	uint64_t overflows;              /* endpoint connection limit hit, or a body beyond the
 					  * retry buffer when a retry was wanted */
 	uint64_t upgrades;               /* tunnels after 101 */
+	/* Circuit breaking, per cluster limits (bm_l7_pool); Envoy's names. */
+	uint64_t cx_overflow;            /* max_connections kept a request from a new connection */
+	uint64_t rq_pending_total;       /* requests that waited for a connection */
+	uint64_t rq_pending_active;      /* waiting now */
+	uint64_t rq_pending_overflow;    /* 503 overflow: pending queue full, or max_requests */
+	uint64_t retry_overflow;         /* retries not made: max_retries in flight */
 };
 
 struct bm_h1_proxy;
@@ -59,10 +66,20 @@ struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_o
 				    bm_l7_route_fn route, void *arg);
 /* Serves one accepted client connection (takes ownership of client_fd, closed on failure).
  * orig_dst: where the client was going (copied; NULL: unknown); caller_wl: bm_wl id or 0.
- * Returns 0 or -errno. */
+ * Returns 0 or -errno (-ESHUTDOWN after bm_h1_proxy_drain). */
 int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
 		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl);
 const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px);
+/* fn is called once after each attempt that reached, or tried to reach, an endpoint (l7.h);
+ * not for overflows, nor for an attempt the client abandoned first. cluster is the decision's
+ * (NULL when it had none). fn may read stats; it must not call into px otherwise. */
+void bm_h1_proxy_set_outcome(struct bm_h1_proxy *px, bm_l7_outcome_fn fn, void *arg);
+/* Graceful drain: idle client connections close now (FIN); a request in progress is
+ * finished, answered with "connection: close", and its connection closed; tunnels run until
+ * they end. bm_h1_proxy_serve refuses new connections from here (-ESHUTDOWN). */
+void bm_h1_proxy_drain(struct bm_h1_proxy *px);
+/* Client connections still open (drain is over at 0). */
+size_t bm_h1_proxy_active(const struct bm_h1_proxy *px);
 /* Closes every client and upstream connection of px and frees it (immediately: do not call
  * from inside one of px's own callbacks). */
 void bm_h1_proxy_free(struct bm_h1_proxy *px);

@@ -1,5 +1,6 @@
 /* Routing and upstream attempts: the router's decision applied (respond, delay, forward),
- * connects, Envoy's retry rules and back-off, route and per-try timeouts, error replies. */
+ * connects or waits (circuit breaking), Envoy's retry rules and back-off, route and per-try
+ * timeouts, error replies, and each attempt's outcome told. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,12 @@
 #include "h1_internal.h"
 
 #define RESET_BEFORE "upstream connect error or disconnect/reset before headers. "
+
+/* Envoy's router sets this on a circuit breaker's 503. */
+static const struct bm_http_edits overloaded = {
+	.set = { { "x-envoy-overloaded", "true" } },
+	.n_set = 1,
+};
 
 static void arm_route_timeout(struct h1_sess *s)
 {
@@ -143,20 +150,28 @@ static void attempt_connected(struct h1_sess *s)
 	h1_set_state(s, H1_PROXY);
 }
 
-void h1_attempt_start(struct h1_sess *s)
+/* A connection for the attempt, or a place in its cluster's queue (h1_pool_get). */
+static void attempt_acquire(struct h1_sess *s)
 {
 	struct h1_up *u;
 	int err = 0;
 
-	h1_resp_reset(s);
-	arm_route_timeout(s);
-	u = h1_pool_get(s->px, &s->d.upstream, &err);
-	if (!u) {
-		h1_attempt_fail(s, err == EBUSY ? H1_FAIL_OVERFLOW : H1_FAIL_CONNECT);
+	switch (h1_pool_get(s, &err)) {
+	case H1_GET_QUEUED:
+		h1_set_state(s, H1_PENDING);
 		return;
+	case H1_GET_OVERFLOW:
+		h1_attempt_fail(s, H1_FAIL_OVERFLOW);
+		return;
+	case H1_GET_FAIL: /* the endpoint refused at once; our own shortage tells nothing */
+		s->attempt_live = err != ENOMEM && err != EMFILE && err != ENFILE && err != ENOBUFS;
+		h1_attempt_fail(s, H1_FAIL_CONNECT);
+		return;
+	case H1_GET_OK:
+		break;
 	}
-	u->s = s;
-	s->up = u;
+	u = s->up;
+	s->attempt_live = true;
 	u->c->on_event = h1_up_event;
 	u->c->data = u;
 	arm_try_timeout(s);
@@ -165,6 +180,25 @@ void h1_attempt_start(struct h1_sess *s)
 		return;
 	}
 	attempt_connected(s);
+}
+
+void h1_attempt_start(struct h1_sess *s)
+{
+	h1_resp_reset(s);
+	arm_route_timeout(s); /* Envoy's covers the time spent pending */
+	attempt_acquire(s);
+}
+
+void h1_outcome(struct h1_sess *s, enum bm_l7_outcome what, int status)
+{
+	struct bm_h1_proxy *px = s->px;
+
+	if (!s->attempt_live)
+		return;
+	s->attempt_live = false;
+	h1_retry_release(s); /* a retry is in flight until its own outcome */
+	if (px->outcome)
+		px->outcome(px->outcome_arg, s->d.cluster, &s->d.upstream, what, status);
 }
 
 bool h1_retry_wanted(struct h1_sess *s, enum h1_fail why, int status)
@@ -202,7 +236,13 @@ bool h1_retry_wanted(struct h1_sess *s, enum h1_fail why, int status)
 		return false;
 	}
 	s->backoff_ms = h1_backoff_ms(s->px, s->attempt + 1);
-	return !s->deadline || bm_evloop_now(s->px->loop) + s->backoff_ms < s->deadline;
+	if (s->deadline && bm_evloop_now(s->px->loop) + s->backoff_ms >= s->deadline)
+		return false;
+	if (!h1_retry_allowed(s)) { /* max_retries in flight: answered as if exhausted */
+		s->px->st.retry_overflow++;
+		return false;
+	}
+	return true;
 }
 
 void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
@@ -219,20 +259,26 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 	}
 	if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL)
 		px->st.upstream_reset++;
-	if (s->up) {
-		h1_pool_drop(px, s->up);
-		s->up = NULL;
-	}
+	h1_upstream_detach(s);
 	bm_ev_timer_cancel(px->loop, &s->t_try);
 	/* The keep-alive race: the server closed a pooled connection as we reused it. Sent
-	 * again once on a new connection, as nothing of the response came. */
+	 * again once on a new connection, as nothing of the response came; the same attempt,
+	 * so no outcome for the stale connection. */
 	if (why == H1_FAIL_RESET && reused && !got && !s->reconnected && s->idempotent &&
 	    !s->replay_overflow) {
 		s->reconnected = true;
 		h1_attempt_start(s);
 		return;
 	}
+	if (why == H1_FAIL_CONNECT)
+		h1_outcome(s, BM_L7_OUT_CONNECT_FAIL, 0);
+	else if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL)
+		h1_outcome(s, BM_L7_OUT_RESET, 0);
+	else if (why == H1_FAIL_PER_TRY)
+		h1_outcome(s, BM_L7_OUT_TIMEOUT, 0);
+	h1_retry_release(s);
 	if (why == H1_FAIL_STATUS || h1_retry_wanted(s, why, 0)) {
+		h1_retry_charge(s);
 		s->attempt++;
 		px->st.retries++;
 		s->waiting_backoff = true;
@@ -247,8 +293,7 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 	case H1_FAIL_RESET:
 		status = 503, reason = "connection termination";
 		break;
-	case H1_FAIL_OVERFLOW:
-		px->st.overflows++;
+	case H1_FAIL_OVERFLOW: /* counted where the limit was hit */
 		status = 503, reason = "overflow";
 		break;
 	case H1_FAIL_PER_TRY:
@@ -263,7 +308,7 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 
 		snprintf(body, sizeof(body), RESET_BEFORE "%sreset reason: %s",
 			 retried ? "retried and the latest " : "", reason);
-		h1_local_reply(s, status, body, NULL, NULL);
+		h1_local_reply(s, status, body, NULL, why == H1_FAIL_OVERFLOW ? &overloaded : NULL);
 	}
 }
 
@@ -280,10 +325,11 @@ void h1_exchange_done(struct h1_sess *s)
 {
 	struct bm_h1_proxy *px = s->px;
 	struct h1_up *u = s->up;
-	uint32_t max = px->o.max_requests_per_conn;
+	uint32_t max = u ? h1_up_max_requests(px, u) : 0;
 
 	bm_ev_timer_cancel(px->loop, &s->t_req);
 	bm_ev_timer_cancel(px->loop, &s->t_try);
+	h1_retry_release(s);
 	if (u) {
 		s->up = NULL;
 		if (s->resp_keepalive && s->req_done && !s->upgraded && !u->c->rd_eof &&
@@ -293,7 +339,8 @@ void h1_exchange_done(struct h1_sess *s)
 		else
 			h1_pool_drop(px, u);
 	}
-	if (s->close_after || !s->req_done || (s->cli->rd_eof && !bm_buf_pending(&s->cli->in)))
+	if (s->close_after || px->draining || !s->req_done ||
+	    (s->cli->rd_eof && !bm_buf_pending(&s->cli->in)))
 		h1_start_closing(s);
 	else
 		h1_next_request(s);
@@ -334,6 +381,7 @@ void h1_timer_req(struct bm_evloop *l, struct bm_ev_timer *t)
 		h1_sess_abort(s);
 		return;
 	}
+	h1_outcome(s, BM_L7_OUT_TIMEOUT, 0); /* none when it waited (back-off, queue) */
 	h1_local_reply(s, 504, "upstream request timeout", NULL, NULL);
 	if (!s->closed)
 		h1_step(s);
@@ -355,7 +403,9 @@ void h1_timer_wait(struct bm_evloop *l, struct bm_ev_timer *t)
 	struct h1_sess *s = t->data;
 
 	(void)l;
-	if (s->waiting_backoff) {
+	if (s->state == H1_PENDING) { /* a connection or a slot freed up */
+		attempt_acquire(s);
+	} else if (s->waiting_backoff) {
 		s->waiting_backoff = false;
 		s->req.prev_upstream = s->d.upstream; /* Istio's previous_hosts: try another */
 		h1_route(s); /* attempt n: the router picks again */

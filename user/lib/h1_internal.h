@@ -1,5 +1,5 @@
 /* Internals of the HTTP/1.1 engine shared by its files: the proxy, client sessions (one
- * request in flight each), parsed heads, upstream connections and their per-endpoint pool. */
+ * request in flight each), parsed heads, upstream connections, endpoints and clusters. */
 #ifndef BM_H1_INTERNAL_H
 #define BM_H1_INTERNAL_H
 
@@ -38,6 +38,7 @@ enum h1_state {
 	H1_IDLE,        /* keep-alive: waiting for the first byte of a request */
 	H1_HEAD,        /* reading a request head (slowloris bound) */
 	H1_WAIT,        /* fault delay or retry back-off */
+	H1_PENDING,     /* waiting for a connection of its cluster (circuit breaking) */
 	H1_CONNECT,     /* upstream connect in progress */
 	H1_PROXY,       /* head sent: request body up, response down */
 	H1_TUNNEL,      /* after a 101: bytes both ways */
@@ -50,11 +51,29 @@ enum h1_fail {
 	H1_FAIL_PER_TRY,     /* per-try timeout */
 	H1_FAIL_STATUS,      /* a retriable response status (never final: forwarded instead) */
 	H1_FAIL_PROTOCOL,    /* malformed response */
-	H1_FAIL_OVERFLOW,    /* endpoint connection limit */
+	H1_FAIL_OVERFLOW,    /* endpoint or cluster limit (503 overflow, never retried) */
 };
 
 struct h1_sess;
 struct h1_ep;
+
+/* A cluster's circuit breakers (the decision's bm_l7_pool): counters, the limits of its
+ * latest decision, its endpoints, and the requests waiting for a connection (oldest first).
+ * It lives while an endpoint or a session holds it. */
+struct h1_cluster {
+	struct h1_cluster *hnext;
+	struct bm_l7_pool lim;
+	struct h1_ep *eps;           /* its endpoints (h1_ep.cnext) */
+	struct h1_sess *q_head, *q_tail;
+	uint32_t refs;
+	uint32_t n_conns;            /* open: connecting, in use, idle */
+	uint32_t n_idle;
+	uint32_t n_granted;          /* slots given to waiters that have not connected yet */
+	uint32_t n_pending;
+	uint32_t n_active;           /* requests on a connection */
+	uint32_t n_retries;          /* retries in flight */
+	char name[];
+};
 
 /* An upstream connection: owned by a session while a request uses it, else by its
  * endpoint's idle list. */
@@ -71,17 +90,22 @@ struct h1_up {
 	struct bm_ev_defer dead;
 };
 
-/* An upstream endpoint (address) and its pooled connections. */
+/* An upstream endpoint (address) of a cluster (NULL: no cluster name, no limits), its
+ * pooled connections and the requests waiting for one of them. */
 struct h1_ep {
 	struct sockaddr_storage addr;
-	struct h1_ep *hnext;
+	struct h1_cluster *cl;
+	struct h1_ep *hnext, *cprev, *cnext;
 	struct h1_up *idle;        /* most recently used first */
-	uint32_t n_idle, n_conns;
+	struct h1_sess *q_head, *q_tail;
+	uint32_t n_idle, n_conns, n_granted;
 };
 
 struct h1_pool {
 	struct h1_ep **tab;
 	size_t n_buckets, n_eps;
+	struct h1_cluster **ctab;  /* clusters by name */
+	size_t n_cbuckets, n_cls;
 };
 
 /* One client connection and its current request. */
@@ -117,6 +141,13 @@ struct h1_sess {
 	uint64_t deadline;        /* route timeout, loop ms; 0: none */
 	uint32_t backoff_ms;      /* the back-off chosen with the last retry decision */
 	bool waiting_backoff;     /* H1_WAIT: back-off (else the fault delay) */
+	bool attempt_live;        /* an attempt went for an endpoint; its outcome is not told */
+
+	/* Circuit breaking (h1_cluster.c). */
+	struct h1_ep *wait_ep;    /* queued at (pending), or given a slot at (granted) */
+	struct h1_sess *cq_prev, *cq_next, *eq_prev, *eq_next; /* cluster's and endpoint's queue */
+	bool pending, granted;
+	struct h1_cluster *retry_cl; /* the retry in flight is counted there */
 
 	/* The current attempt and its response. */
 	struct h1_up *up;
@@ -145,6 +176,9 @@ struct bm_h1_proxy {
 	struct bm_h1_stats st;
 	struct h1_sess *sessions;
 	struct h1_pool pool;
+	bm_l7_outcome_fn outcome;
+	void *outcome_arg;
+	bool draining;
 	uint8_t rnd[256];
 	size_t rnd_off;
 	size_t cli_out_max, up_out_max, arena_max;
@@ -176,6 +210,7 @@ bool h1_edit_protected(const char *name);
 bool h1_name_eq(const char *a, size_t alen, const char *b);
 void h1_random(struct bm_h1_proxy *px, void *buf, size_t n);
 void h1_uuid4(struct bm_h1_proxy *px, char out[37]);
+void h1_format_ip(const struct sockaddr_storage *ss, char *out, size_t len);
 uint32_t h1_backoff_ms(struct bm_h1_proxy *px, unsigned retry);
 /* Writes fields of h except skipped ones, with edits applied (remove, set, add). */
 int h1_write_fields(struct bm_buf *out, const struct h1_head *h, const struct bm_http_edits *e,
@@ -213,6 +248,8 @@ void h1_up_event(struct bm_conn *c, uint32_t events);
 void h1_timer_req(struct bm_evloop *l, struct bm_ev_timer *t);
 void h1_timer_try(struct bm_evloop *l, struct bm_ev_timer *t);
 void h1_timer_wait(struct bm_evloop *l, struct bm_ev_timer *t);
+/* Tells the outcome of the live attempt, once (no-op when none is live). */
+void h1_outcome(struct h1_sess *s, enum bm_l7_outcome what, int status);
 
 /* h1_sess.c: the session's life. */
 struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockaddr_storage *orig_dst,
@@ -225,13 +262,44 @@ void h1_start_closing(struct h1_sess *s);
 void h1_next_request(struct h1_sess *s);
 void h1_kick(struct h1_sess *s);
 
-/* h1_pool.c: upstream connections per endpoint. */
+/* h1_pool.c: upstream connections per endpoint of a cluster. */
+enum h1_get {
+	H1_GET_OK,       /* s->up: idle, handed over, or connecting */
+	H1_GET_QUEUED,   /* pending: woken (t_wait) once a connection or a slot is free */
+	H1_GET_OVERFLOW, /* a limit: 503 overflow */
+	H1_GET_FAIL,     /* *err: the connect failed at once, or no memory */
+};
 int h1_pool_init(struct h1_pool *p);
 void h1_pool_fini(struct bm_h1_proxy *px);
-/* An idle connection to addr, or a new one (connecting); NULL with *err (errno, or
- * EBUSY for the endpoint limit). */
-struct h1_up *h1_pool_get(struct bm_h1_proxy *px, const struct sockaddr_storage *addr, int *err);
+enum h1_get h1_pool_get(struct h1_sess *s, int *err);
+/* A connection whose exchange ended cleanly: to the oldest waiter of its endpoint, else idle
+ * (closed instead when other endpoints of its cluster have waiters). */
 void h1_pool_put(struct bm_h1_proxy *px, struct h1_up *u);
 void h1_pool_drop(struct bm_h1_proxy *px, struct h1_up *u);
+/* s lets go of its upstream: leaves the queue, gives back a slot, drops s->up. */
+void h1_upstream_detach(struct h1_sess *s);
+/* max_requests_per_conn for u: its cluster's, else the proxy's (0: unlimited). */
+uint32_t h1_up_max_requests(const struct bm_h1_proxy *px, const struct h1_up *u);
+
+/* h1_cluster.c: clusters by name, their queues and circuit breakers. */
+int h1_cl_init(struct h1_pool *p);
+void h1_cl_fini(struct h1_pool *p);
+/* Finds or adds name (a reference taken); lim replaces the limits when latest, else only
+ * seeds a new cluster. NULL: no memory. */
+struct h1_cluster *h1_cl_get(struct bm_h1_proxy *px, const char *name,
+			     const struct bm_l7_pool *lim, bool latest);
+void h1_cl_put(struct bm_h1_proxy *px, struct h1_cluster *cl);
+/* May a new connection to e open (under max_connections, or e has none: Envoy's rule)? */
+bool h1_cl_can_open(const struct h1_cluster *cl, const struct h1_ep *e);
+void h1_cl_enqueue(struct h1_sess *s, struct h1_ep *e);
+void h1_cl_unqueue(struct h1_sess *s);
+/* Gives the oldest waiter of e a slot (it connects when woken). */
+void h1_cl_grant(struct bm_h1_proxy *px, struct h1_sess *w);
+/* Slots freed: waiters, oldest first, get them while under max_connections. */
+void h1_cl_pump(struct bm_h1_proxy *px, struct h1_cluster *cl);
+void h1_cl_wake(struct h1_sess *s);
+bool h1_retry_allowed(struct h1_sess *s);
+void h1_retry_charge(struct h1_sess *s);
+void h1_retry_release(struct h1_sess *s);
 
 #endif

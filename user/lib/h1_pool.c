@@ -1,5 +1,5 @@
-/* Upstream connections per endpoint: a hash of endpoints by address, each with its idle
- * keep-alive connections (most recent first), a connection limit, connect and idle timers. */
+/* Upstream connections per endpoint of a cluster: a hash of endpoints by (address, cluster),
+ * idle keep-alive connections (most recent first), limits and waiters, connect/idle timers. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "h1_internal.h"
 
 #define POOL_MIN_BUCKETS 64
-#define ADDR_KEY_MAX (sizeof(struct sockaddr_un) + 4)
+#define ADDR_KEY_MAX (sizeof(struct sockaddr_un) + 4 + sizeof(void *))
 
 /* The bytes that identify an address: family, port, address (scope for v6), unix path. */
 static size_t addr_key(const struct sockaddr_storage *ss, uint8_t *k)
@@ -40,6 +40,15 @@ static size_t addr_key(const struct sockaddr_storage *ss, uint8_t *k)
 	}
 }
 
+/* An endpoint's key: its address, then its cluster (two clusters' pools never mix). */
+static size_t ep_key(const struct sockaddr_storage *ss, const struct h1_cluster *cl, uint8_t *k)
+{
+	size_t n = addr_key(ss, k);
+
+	memcpy(k + n, &cl, sizeof(cl));
+	return n + sizeof(cl);
+}
+
 static uint64_t key_hash(const uint8_t *k, size_t n)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -50,19 +59,26 @@ static uint64_t key_hash(const uint8_t *k, size_t n)
 	return h;
 }
 
+
 int h1_pool_init(struct h1_pool *p)
 {
 	p->n_buckets = POOL_MIN_BUCKETS;
 	p->n_eps = 0;
 	p->tab = calloc(p->n_buckets, sizeof(*p->tab));
-	return p->tab ? 0 : -ENOMEM;
+	if (!p->tab || h1_cl_init(p)) {
+		free(p->tab);
+		p->tab = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
-static size_t bucket_of(const struct h1_pool *p, const struct sockaddr_storage *a)
+static size_t bucket_of(const struct h1_pool *p, const struct sockaddr_storage *a,
+			const struct h1_cluster *cl)
 {
 	uint8_t k[ADDR_KEY_MAX];
 
-	return key_hash(k, addr_key(a, k)) & (p->n_buckets - 1);
+	return key_hash(k, ep_key(a, cl, k)) & (p->n_buckets - 1);
 }
 
 static void pool_grow(struct h1_pool *p)
@@ -76,7 +92,7 @@ static void pool_grow(struct h1_pool *p)
 	for (i = 0; i < p->n_buckets; i++) {
 		while (p->tab[i]) {
 			struct h1_ep *e = p->tab[i];
-			size_t b = bucket_of(&np, &e->addr);
+			size_t b = bucket_of(&np, &e->addr, e->cl);
 
 			p->tab[i] = e->hnext;
 			e->hnext = tab[b];
@@ -88,15 +104,17 @@ static void pool_grow(struct h1_pool *p)
 	p->n_buckets = n;
 }
 
-static struct h1_ep *ep_get(struct h1_pool *p, const struct sockaddr_storage *a)
+static struct h1_ep *ep_get(struct bm_h1_proxy *px, const struct sockaddr_storage *a,
+			    struct h1_cluster *cl)
 {
+	struct h1_pool *p = &px->pool;
 	uint8_t k[ADDR_KEY_MAX], k2[ADDR_KEY_MAX];
-	size_t n = addr_key(a, k), b;
+	size_t n = ep_key(a, cl, k), b;
 	struct h1_ep *e;
 
 	b = key_hash(k, n) & (p->n_buckets - 1);
 	for (e = p->tab[b]; e; e = e->hnext)
-		if (addr_key(&e->addr, k2) == n && !memcmp(k, k2, n))
+		if (ep_key(&e->addr, e->cl, k2) == n && !memcmp(k, k2, n))
 			return e;
 	if (p->n_eps >= 2 * p->n_buckets) {
 		pool_grow(p);
@@ -109,23 +127,42 @@ static struct h1_ep *ep_get(struct h1_pool *p, const struct sockaddr_storage *a)
 	e->hnext = p->tab[b];
 	p->tab[b] = e;
 	p->n_eps++;
+	if (cl) {
+		e->cl = cl;
+		cl->refs++;
+		e->cnext = cl->eps;
+		if (cl->eps)
+			cl->eps->cprev = e;
+		cl->eps = e;
+	}
 	return e;
 }
 
-/* An endpoint without connections is forgotten (endpoints come and go with the config). */
-static void ep_put(struct h1_pool *p, struct h1_ep *e)
+/* An endpoint with no connection, waiter or slot is forgotten (endpoints come and go with
+ * the config), and with it its hold on the cluster. */
+static void ep_put(struct bm_h1_proxy *px, struct h1_ep *e)
 {
+	struct h1_pool *p = &px->pool;
 	struct h1_ep **pp;
 
-	if (e->n_conns)
+	if (e->n_conns || e->q_head || e->n_granted)
 		return;
-	for (pp = &p->tab[bucket_of(p, &e->addr)]; *pp; pp = &(*pp)->hnext) {
-		if (*pp == e) {
-			*pp = e->hnext;
-			p->n_eps--;
-			free(e);
-			return;
+	for (pp = &p->tab[bucket_of(p, &e->addr, e->cl)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp != e)
+			continue;
+		*pp = e->hnext;
+		p->n_eps--;
+		if (e->cl) {
+			if (e->cprev)
+				e->cprev->cnext = e->cnext;
+			else
+				e->cl->eps = e->cnext;
+			if (e->cnext)
+				e->cnext->cprev = e->cprev;
+			h1_cl_put(px, e->cl);
 		}
+		free(e);
+		return;
 	}
 }
 
@@ -140,6 +177,8 @@ static void idle_unlink(struct h1_up *u)
 	u->prev = u->next = NULL;
 	u->idle = false;
 	u->ep->n_idle--;
+	if (u->ep->cl)
+		u->ep->cl->n_idle--;
 }
 
 static void up_free(struct bm_ev_defer *d)
@@ -147,18 +186,48 @@ static void up_free(struct bm_ev_defer *d)
 	free(bm_container_of(d, struct h1_up, dead));
 }
 
-/* Closes u without touching its endpoint's entry. */
+/* s's request is on u from here: counted in its cluster's active requests. */
+static void attach(struct h1_sess *s, struct h1_up *u)
+{
+	u->s = s;
+	s->up = u;
+	if (u->ep->cl)
+		u->ep->cl->n_active++;
+}
+
+static void detach(struct h1_up *u)
+{
+	if (u->s && u->ep->cl)
+		u->ep->cl->n_active--;
+	u->s = NULL;
+}
+
+/* A connection of e closed or a slot came back: Envoy's one connection per endpoint for
+ * e's own waiters, then the cluster's waiters in order while under the limit. */
+static void slot_freed(struct bm_h1_proxy *px, struct h1_ep *e)
+{
+	if (e->q_head && !e->n_conns && !e->n_granted)
+		h1_cl_grant(px, e->q_head);
+	h1_cl_pump(px, e->cl);
+}
+
+/* Closes u without freeing its endpoint's entry. */
 static void up_close(struct bm_h1_proxy *px, struct h1_up *u)
 {
+	struct h1_ep *e = u->ep;
+
 	if (u->idle)
 		idle_unlink(u);
 	bm_ev_timer_cancel(px->loop, &u->timer);
 	bm_conn_destroy(u->c);
 	u->c = NULL;
-	u->s = NULL;
-	u->ep->n_conns--;
+	detach(u);
+	e->n_conns--;
+	if (e->cl)
+		e->cl->n_conns--;
 	px->st.upstream_cx_active--;
 	bm_ev_defer(px->loop, &u->dead, up_free);
+	slot_freed(px, e);
 }
 
 void h1_pool_drop(struct bm_h1_proxy *px, struct h1_up *u)
@@ -166,7 +235,7 @@ void h1_pool_drop(struct bm_h1_proxy *px, struct h1_up *u)
 	struct h1_ep *e = u->ep;
 
 	up_close(px, u);
-	ep_put(&px->pool, e);
+	ep_put(px, e);
 }
 
 static void up_timer(struct bm_evloop *l, struct bm_ev_timer *t)
@@ -195,16 +264,29 @@ static void idle_event(struct bm_conn *c, uint32_t events)
 	h1_pool_drop(u->px, u);
 }
 
-struct h1_up *h1_pool_get(struct bm_h1_proxy *px, const struct sockaddr_storage *addr, int *err)
+/* One idle connection of cl (another endpoint's) closes, so its slot can serve a waiter. */
+static void close_idle(struct bm_h1_proxy *px, struct h1_cluster *cl)
 {
-	struct h1_ep *e = ep_get(&px->pool, addr);
+	for (struct h1_ep *e = cl->eps; e; e = e->cnext) {
+		if (e->idle) {
+			h1_pool_drop(px, e->idle);
+			return;
+		}
+	}
+}
+
+static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *err)
+{
+	struct bm_h1_proxy *px = s->px;
+	struct h1_cluster *cl = e->cl;
 	struct bm_conn *c;
 	struct h1_up *u;
-	int rc, cerr = 0;
+	uint32_t ms;
+	int cerr = 0;
 
-	if (!e) {
-		*err = ENOMEM;
-		return NULL;
+	if (cl && cl->lim.max_requests && cl->n_active >= cl->lim.max_requests) {
+		px->st.rq_pending_overflow++;
+		return H1_GET_OVERFLOW;
 	}
 	while ((u = e->idle)) {
 		idle_unlink(u);
@@ -215,57 +297,146 @@ struct h1_up *h1_pool_get(struct bm_h1_proxy *px, const struct sockaddr_storage 
 		}
 		u->reused = true;
 		px->st.upstream_reuse++;
-		return u;
+		attach(s, u);
+		return H1_GET_OK;
 	}
 	if (px->o.max_conns_per_endpoint && e->n_conns >= px->o.max_conns_per_endpoint) {
-		*err = EBUSY;
-		ep_put(&px->pool, e);
-		return NULL;
+		px->st.overflows++;
+		return H1_GET_OVERFLOW;
 	}
-	rc = bm_conn_connect(px->loop, addr, px->o.buf_size, px->up_out_max, &c, &cerr);
-	if (rc == BM_ERROR) {
+	if (!slot && !h1_cl_can_open(cl, e)) {
+		if (cl->n_idle)
+			close_idle(px, cl);
+		if (!h1_cl_can_open(cl, e)) {
+			px->st.cx_overflow++;
+			if (cl->lim.max_pending && cl->n_pending >= cl->lim.max_pending) {
+				px->st.rq_pending_overflow++;
+				return H1_GET_OVERFLOW;
+			}
+			h1_cl_enqueue(s, e);
+			return H1_GET_QUEUED;
+		}
+	}
+	if (bm_conn_connect(px->loop, &e->addr, px->o.buf_size, px->up_out_max, &c, &cerr) ==
+	    BM_ERROR) {
 		px->st.upstream_cx_fail++;
 		*err = cerr;
-		ep_put(&px->pool, e);
-		return NULL;
+		return H1_GET_FAIL;
 	}
 	u = calloc(1, sizeof(*u));
 	if (!u) {
 		bm_conn_destroy(c);
 		*err = ENOMEM;
-		ep_put(&px->pool, e);
-		return NULL;
+		return H1_GET_FAIL;
 	}
 	u->c = c;
 	u->ep = e;
 	u->px = px;
 	e->n_conns++;
+	if (cl)
+		cl->n_conns++;
 	px->st.upstream_cx++;
 	px->st.upstream_cx_active++;
 	bm_ev_timer_init(&u->timer, up_timer, u);
-	if (c->connecting && bm_ev_timer_arm(px->loop, &u->timer, px->o.connect_timeout_ms)) {
-		h1_pool_drop(px, u);
+	attach(s, u);
+	ms = cl && cl->lim.connect_timeout_ms ? cl->lim.connect_timeout_ms : px->o.connect_timeout_ms;
+	if (c->connecting && bm_ev_timer_arm(px->loop, &u->timer, ms)) {
+		s->up = NULL;
+		up_close(px, u);
 		*err = ENOMEM;
-		return NULL;
+		return H1_GET_FAIL;
 	}
-	return u;
+	return H1_GET_OK;
+}
+
+/* A slot given to s is taken back; the endpoint it was at, if that is not e. */
+static struct h1_ep *grant_take(struct h1_sess *s)
+{
+	struct h1_ep *g = s->wait_ep;
+
+	s->granted = false;
+	s->wait_ep = NULL;
+	g->n_granted--;
+	if (g->cl)
+		g->cl->n_granted--;
+	return g;
+}
+
+enum h1_get h1_pool_get(struct h1_sess *s, int *err)
+{
+	struct bm_h1_proxy *px = s->px;
+	struct h1_cluster *cl = NULL;
+	struct h1_ep *e, *g = NULL;
+	enum h1_get rc;
+
+	if (s->up) { /* handed over while it waited */
+		if (!s->up->c->rd_eof && !s->up->c->failed)
+			return H1_GET_OK;
+		h1_pool_drop(px, s->up);
+		s->up = NULL;
+	}
+	if (s->d.cluster && s->d.cluster[0]) {
+		cl = h1_cl_get(px, s->d.cluster, &s->d.pool, true);
+		if (!cl) {
+			*err = ENOMEM;
+			return H1_GET_FAIL;
+		}
+	}
+	e = ep_get(px, &s->d.upstream, cl);
+	h1_cl_put(px, cl); /* e holds it now */
+	if (!e) {
+		*err = ENOMEM;
+		return H1_GET_FAIL;
+	}
+	if (s->granted) {
+		g = grant_take(s);
+		if (g != e) { /* cannot happen: the decision does not change while it waits */
+			slot_freed(px, g);
+			ep_put(px, g);
+		}
+	}
+	rc = get_at(s, e, g == e, err);
+	if (rc == H1_GET_OVERFLOW || rc == H1_GET_FAIL) {
+		slot_freed(px, e); /* a slot given and not used */
+		ep_put(px, e);
+	}
+	return rc;
+}
+
+static void hand_over(struct bm_h1_proxy *px, struct h1_up *u, struct h1_sess *w)
+{
+	h1_cl_unqueue(w);
+	w->wait_ep = NULL;
+	u->reused = true;
+	px->st.upstream_reuse++;
+	attach(w, u);
+	u->c->on_event = h1_up_event;
+	u->c->data = u;
+	bm_conn_want(u->c, false, false);
+	h1_cl_wake(w);
 }
 
 void h1_pool_put(struct bm_h1_proxy *px, struct h1_up *u)
 {
 	struct h1_ep *e = u->ep;
+	struct h1_cluster *cl = e->cl;
+	uint32_t ms = cl && cl->lim.idle_timeout_ms ? cl->lim.idle_timeout_ms : px->o.upstream_idle_ms;
 
-	u->s = NULL;
+	detach(u);
 	u->reused = false;
-	if (e->n_idle >= px->o.max_idle_per_endpoint ||
-	    bm_ev_timer_arm(px->loop, &u->timer, px->o.upstream_idle_ms)) {
-		h1_pool_drop(px, u);
+	bm_buf_release(&u->c->in);
+	bm_buf_release(&u->c->out);
+	if (e->q_head) {
+		hand_over(px, u, e->q_head);
+		return;
+	}
+	if ((cl && cl->q_head) || e->n_idle >= px->o.max_idle_per_endpoint ||
+	    bm_ev_timer_arm(px->loop, &u->timer, ms)) {
+		h1_pool_drop(px, u); /* its slot goes to a waiter of another endpoint */
 		return;
 	}
 	u->c->on_event = idle_event;
 	u->c->data = u;
-	bm_buf_release(&u->c->in);
-	bm_buf_release(&u->c->out);
 	if (bm_conn_want(u->c, true, false)) {
 		h1_pool_drop(px, u);
 		return;
@@ -277,6 +448,40 @@ void h1_pool_put(struct bm_h1_proxy *px, struct h1_up *u)
 		e->idle->prev = u;
 	e->idle = u;
 	e->n_idle++;
+	if (cl)
+		cl->n_idle++;
+}
+
+void h1_upstream_detach(struct h1_sess *s)
+{
+	struct bm_h1_proxy *px = s->px;
+	struct h1_ep *e = s->wait_ep;
+	struct h1_up *u = s->up;
+
+	if (s->pending) {
+		h1_cl_unqueue(s);
+		s->wait_ep = NULL;
+		ep_put(px, e);
+	} else if (s->granted) {
+		grant_take(s);
+		slot_freed(px, e);
+		ep_put(px, e);
+	}
+	if (!u)
+		return;
+	s->up = NULL;
+	if (s->state == H1_PENDING) /* handed over, never used: clean */
+		h1_pool_put(px, u);
+	else
+		h1_pool_drop(px, u);
+}
+
+uint32_t h1_up_max_requests(const struct bm_h1_proxy *px, const struct h1_up *u)
+{
+	const struct h1_cluster *cl = u->ep->cl;
+
+	return cl && cl->lim.max_requests_per_conn ? cl->lim.max_requests_per_conn
+						   : px->o.max_requests_per_conn;
 }
 
 void h1_pool_fini(struct bm_h1_proxy *px)
@@ -298,4 +503,5 @@ void h1_pool_fini(struct bm_h1_proxy *px)
 	free(p->tab);
 	p->tab = NULL;
 	p->n_eps = 0;
+	h1_cl_fini(p); /* the clusters of the endpoints just freed */
 }

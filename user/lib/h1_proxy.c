@@ -1,5 +1,5 @@
-/* The HTTP/1.1 engine's public face: a proxy with its options, router, stats and upstream
- * pool; client connections handed in by the agent; teardown of everything it owns. */
+/* The HTTP/1.1 engine's public face: a proxy with its options, router, outcome hook, stats
+ * and upstream pool; client connections handed in by the agent; drain; teardown. */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -59,9 +59,9 @@ struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_o
 int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
 		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl)
 {
-	if (!px) {
+	if (!px || px->draining) {
 		close(client_fd);
-		return -EINVAL;
+		return px ? -ESHUTDOWN : -EINVAL;
 	}
 	return h1_sess_new(px, client_fd, orig_dst, caller_wl) ? 0 : -ENOMEM;
 }
@@ -69,6 +69,51 @@ int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
 const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px)
 {
 	return &px->st;
+}
+
+void bm_h1_proxy_set_outcome(struct bm_h1_proxy *px, bm_l7_outcome_fn fn, void *arg)
+{
+	px->outcome = fn;
+	px->outcome_arg = arg;
+}
+
+/* Drain: a keep-alive connection between requests (or with only pipelined ones waiting)
+ * closes now; a request under way is the last one (connection: close); a head being read
+ * is served that way too (begin sets close_after); tunnels and closings go on. */
+static void sess_drain(struct h1_sess *s)
+{
+	switch (s->state) {
+	case H1_IDLE:
+		h1_start_closing(s);
+		h1_kick(s);
+		break;
+	case H1_WAIT:
+	case H1_PENDING:
+	case H1_CONNECT:
+	case H1_PROXY:
+		s->close_after = true;
+		break;
+	default:
+		break;
+	}
+}
+
+
+void bm_h1_proxy_drain(struct bm_h1_proxy *px)
+{
+	struct h1_sess *s;
+
+	if (!px || px->draining)
+		return;
+	px->draining = true;
+	/* Nothing here closes a session at once (closing ones are kicked), so the list holds. */
+	for (s = px->sessions; s; s = s->next)
+		sess_drain(s);
+}
+
+size_t bm_h1_proxy_active(const struct bm_h1_proxy *px)
+{
+	return px ? (size_t)px->st.downstream_cx_active : 0;
 }
 
 void bm_h1_proxy_free(struct bm_h1_proxy *px)

@@ -177,7 +177,7 @@ void h1_req_begin(struct h1_sess *s)
 	h1_head_find(&s->rq, "host", &n_host);
 	s->req_http10 = p->http_minor == 0;
 	s->req_keepalive = llhttp_should_keep_alive(p);
-	s->close_after = !s->req_keepalive;
+	s->close_after = !s->req_keepalive || s->px->draining; /* drain: the last one here */
 	s->req_chunked = p->flags & F_CHUNKED;
 	s->req_has_cl = p->flags & F_CONTENT_LENGTH;
 	s->req_cl = p->content_length;
@@ -269,7 +269,7 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 	const struct bm_http_edits *e = &d->req_edits;
 	const char *path = d->rewrite_path ? d->rewrite_path : s->req.path;
 	const char *auth = d->rewrite_authority ? d->rewrite_authority : s->req.authority;
-	uint32_t max = s->px->o.max_requests_per_conn;
+	uint32_t max = h1_up_max_requests(s->px, s->up);
 
 	if (bm_buf_printf(out, "%s %s HTTP/1.1\r\n", s->req.method, path))
 		return -1;

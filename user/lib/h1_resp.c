@@ -12,6 +12,7 @@ void h1_resp_reset(struct h1_sess *s)
 	s->resp_started = s->resp_done = s->resp_retry = s->resp_chunk_out = false;
 	s->resp_keepalive = s->resp_bad = s->upgraded = false;
 	s->resp_bytes = 0;
+	s->attempt_live = false;
 }
 
 void h1_count_status(struct h1_sess *s, int status)
@@ -87,15 +88,16 @@ int h1_resp_on_head(struct h1_sess *s)
 
 	if (code >= 100 && code < 200 && code != 101)
 		return 0; /* interim (100 Continue, 103): dropped at its message end */
-	if (code == 101) {
-		if (!s->req_upgrade || !p->upgrade) {
-			s->resp_bad = true;
-			return -1;
-		}
-		s->upgraded = true;
-	} else if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
-		s->resp_bad = true; /* a transfer coding we would have to pass on undecoded */
+	if ((code == 101 && (!s->req_upgrade || !p->upgrade)) ||
+	    (code != 101 && (p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
+		/* 101 not asked for, or a transfer coding we would pass on undecoded: 502, and
+		 * the endpoint's outcome is a reset. */
+		s->resp_bad = true;
 		return -1;
+	}
+	h1_outcome(s, BM_L7_OUT_RESPONSE, code); /* also for a 5xx about to be retried */
+	if (code == 101) {
+		s->upgraded = true;
 	} else if (h1_retry_wanted(s, H1_FAIL_STATUS, code)) {
 		s->resp_retry = true;
 		return HPE_PAUSED;
@@ -209,10 +211,8 @@ void h1_local_reply(struct h1_sess *s, int status, const char *body, const char 
 		h1_sess_abort(s);
 		return;
 	}
-	if (s->up) {
-		h1_pool_drop(s->px, s->up);
-		s->up = NULL;
-	}
+	s->attempt_live = false; /* ended here: nothing learnt of the endpoint */
+	h1_upstream_detach(s);
 	bm_ev_timer_cancel(s->px->loop, &s->t_req);
 	bm_ev_timer_cancel(s->px->loop, &s->t_try);
 	bm_ev_timer_cancel(s->px->loop, &s->t_wait);

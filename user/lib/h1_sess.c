@@ -1,6 +1,5 @@
 /* A client connection's life in the engine: the state machine that moves bytes between the
  * client, the parsers and the upstream, its idle/slowloris timer, tunnels, and closing. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +33,8 @@ void h1_sess_close(struct h1_sess *s)
 	bm_ev_timer_cancel(l, &s->t_try);
 	bm_ev_timer_cancel(l, &s->t_wait);
 	bm_ev_timer_cancel(l, &s->t_kick);
-	if (s->up) {
-		h1_pool_drop(px, s->up);
-		s->up = NULL;
-	}
+	h1_upstream_detach(s);
+	h1_retry_release(s);
 	bm_conn_destroy(s->cli);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -126,12 +123,15 @@ static void timer_idle(struct bm_evloop *l, struct bm_ev_timer *t)
 		h1_local_reply(s, 408, "request header timeout", NULL, NULL);
 		break;
 	case H1_WAIT:
+	case H1_PENDING:
 	case H1_CONNECT:
 	case H1_PROXY:
 		if (s->resp_started) {
 			h1_sess_abort(s);
 			return;
 		}
+		if (s->req_done) /* the upstream's silence, not the client's */
+			h1_outcome(s, BM_L7_OUT_TIMEOUT, 0);
 		s->close_after = true;
 		h1_local_reply(s, 408, "stream timeout", NULL, NULL);
 		break;
@@ -156,10 +156,7 @@ void h1_kick(struct h1_sess *s)
 
 void h1_start_closing(struct h1_sess *s)
 {
-	if (s->up) {
-		h1_pool_drop(s->px, s->up);
-		s->up = NULL;
-	}
+	h1_upstream_detach(s);
 	h1_set_state(s, H1_CLOSING);
 }
 
@@ -209,13 +206,19 @@ static bool step_head(struct h1_sess *s)
 	return false;
 }
 
-/* While the delay, back-off or connect runs: the client's next bytes are buffered. */
+/* While the delay, back-off, queue or connect runs: the client's next bytes are buffered.
+ * A client that leaves (FIN) while queued gives up its place at once, as Envoy resets a
+ * downstream stream on FIN. */
 static bool step_read_ahead(struct h1_sess *s)
 {
 	ssize_t n = bm_conn_fill(s->cli);
 
 	if (n < 0) {
 		h1_sess_abort(s);
+		return false;
+	}
+	if (s->state == H1_PENDING && s->cli->rd_eof) {
+		h1_sess_close(s);
 		return false;
 	}
 	return n > 0;
@@ -365,7 +368,7 @@ static void update_interest(struct h1_sess *s)
 	}
 	if (!u)
 		return;
-	if (s->state == H1_CONNECT)
+	if (s->state == H1_CONNECT || s->state == H1_PENDING)
 		rd = false;
 	else
 		rd = !u->rd_eof && !s->resp_done && bm_buf_room(&u->in) > 0;
@@ -393,6 +396,7 @@ void h1_step(struct h1_sess *s)
 			prog = step_head(s);
 			break;
 		case H1_WAIT:
+		case H1_PENDING:
 		case H1_CONNECT:
 			prog = step_read_ahead(s);
 			break;
@@ -435,22 +439,6 @@ static void sess_event(struct bm_conn *c, uint32_t events)
 	h1_step(c->data);
 }
 
-static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	const struct sockaddr_in *in = (const void *)ss;
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-
-	out[0] = 0;
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)len);
-	else if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], out, (socklen_t)len);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)len);
-	if (!out[0])
-		snprintf(out, len, "unknown");
-}
-
 struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockaddr_storage *orig_dst,
 			    uint32_t caller_wl)
 {
@@ -469,7 +457,7 @@ struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockadd
 	}
 	if (getpeername(fd, (struct sockaddr *)&s->client, &len) < 0)
 		memset(&s->client, 0, sizeof(s->client));
-	format_ip(&s->client, s->client_ip, sizeof(s->client_ip));
+	h1_format_ip(&s->client, s->client_ip, sizeof(s->client_ip));
 	if (orig_dst)
 		s->orig_dst = *orig_dst;
 	s->caller_wl = caller_wl;

@@ -1,6 +1,8 @@
 /* Small helpers of the HTTP/1.1 engine: reason phrases, hop-by-hop names, header edits,
- * chunk framing, randomness (request ids, retry jitter). */
+ * chunk framing, randomness (request ids, retry jitter), client addresses as text. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -194,4 +196,20 @@ uint32_t h1_backoff_ms(struct bm_h1_proxy *px, unsigned retry)
 		cap = H1_BACKOFF_MAX_MS;
 	h1_random(px, &r, sizeof(r));
 	return r % cap;
+}
+
+void h1_format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	const struct sockaddr_in *in = (const void *)ss;
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+
+	out[0] = 0;
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)len);
+	else if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], out, (socklen_t)len);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)len);
+	if (!out[0])
+		snprintf(out, len, "unknown");
 }
