@@ -3,10 +3,10 @@
 # topology, and writes a table with ratios to `direct`, a chart, the raw outputs and the exact
 # commands to bench/results/<stamp>/. See docs/bench.md.
 #
-#   bench/run.sh                         the default scenarios, about 5 minutes
+#   bench/run.sh                         the default scenarios, about 7 minutes
 #   bench/run.sh --smoke                 about 1 s per measurement: does every scenario carry traffic?
 #   bench/run.sh direct bpfmesh-l4       a subset (`default` stands for the default set)
-#   bench/run.sh default sidecar-l7      the default set and the optional L7 sidecar
+#   bench/run.sh direct sidecar-l7 bpfmesh-l7   the L7 comparison alone
 #   ROUNDS=3 bench/run.sh                rounds interleaved, medians reported
 #   DURATION=5 bench/run.sh              shorter keepalive runs (see the settings below)
 #
@@ -18,7 +18,7 @@ export BENCH_DIR
 export BENCH_PREFIX=${BENCH_PREFIX:-bmb$$}
 . "$BENCH_DIR/lib/common.sh"
 
-DEFAULT_SCENARIOS="direct vip-dnat sidecar-l4 bpfmesh-l4 bpfmesh-l4-bypass bpfmesh-tc"
+DEFAULT_SCENARIOS="direct vip-dnat sidecar-l4 bpfmesh-l4 bpfmesh-l4-bypass bpfmesh-tc sidecar-l7 bpfmesh-l7"
 SMOKE=0
 args=()
 for a in "$@"; do
@@ -42,7 +42,7 @@ SCENARIOS=${args[*]:-${SCENARIOS:-$DEFAULT_SCENARIOS}}
 # Settings (environment). --smoke shortens every measurement to about a second.
 if [[ $SMOKE == 1 ]]; then
 	: "${DURATION:=1}" "${CONN_DURATION:=1}" "${IPERF_DURATION:=1}" "${IPERF_OMIT:=0}"
-	: "${WARMUP:=0}" "${SETTLE:=0}" "${ROUNDS:=1}" "${RETRY_DISTURBED:=0}"
+	: "${WARMUP:=0}" "${SETTLE:=0}" "${ROUNDS:=1}" "${RETRY_DISTURBED:=0}" "${RSS_DURATION:=2}"
 fi
 export DURATION=${DURATION:-10}              # wrk keepalive runs (s)
 export CONNS=${CONNS:-"16 64"}               # keepalive connection counts
@@ -52,6 +52,8 @@ export CONN_DURATION=${CONN_DURATION:-8}     # wrk with Connection: close (s)
 export CONN_CONNS=${CONN_CONNS:-16}
 export IPERF_DURATION=${IPERF_DURATION:-5}   # iperf3 single stream (s), after IPERF_OMIT s
 export IPERF_OMIT=${IPERF_OMIT:-1}
+export RSS_CONNS=${RSS_CONNS:-1000}          # bpfmesh-l7: the agent's memory with this many connections open
+export RSS_DURATION=${RSS_DURATION:-5}       # ... held open by wrk for this long (s)
 export SETTLE=${SETTLE:-1}                   # pause before each measurement (s)
 export NGINX_WORKERS=${NGINX_WORKERS:-2} SIDECAR_THREADS=${SIDECAR_THREADS:-2}
 export RETRY_DISTURBED=${RETRY_DISTURBED:-1} # measure again when something else used the CPUs
@@ -136,12 +138,14 @@ WATCHDOG=$!
 	echo "date: $(date -Is)"
 	echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
-	echo "bpfmesh: $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo unknown), agent $AGENT_BIN"
+	# Others may rebuild the work tree during a run: the binary's digest says which agent ran.
+	echo "bpfmesh: $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo unknown), agent $AGENT_BIN (sha256 $(sha256sum "$AGENT_BIN" 2>/dev/null | cut -c1-16), built $(date -r "$AGENT_BIN" -Is 2>/dev/null))"
 	echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), $(iperf3 -v | awk 'NR == 1 { print "iperf3 " $2 }')"
 	echo "before the run: CPUs ${BUSY_BEFORE}% busy over 1 s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "command: bench/run.sh${*:+ $*}"
 	for v in SMOKE SCENARIOS ROUNDS DURATION CONNS THREADS WARMUP CONN_DURATION CONN_CONNS \
-		IPERF_DURATION IPERF_OMIT SETTLE NGINX_WORKERS SIDECAR_THREADS RETRY_DISTURBED DISTURBED_CORES; do
+		IPERF_DURATION IPERF_OMIT RSS_CONNS RSS_DURATION SETTLE NGINX_WORKERS SIDECAR_THREADS \
+		RETRY_DISTURBED DISTURBED_CORES; do
 		echo "$v=${!v}"
 	done
 } >"$RESULTS/meta.txt"

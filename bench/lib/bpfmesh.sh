@@ -2,6 +2,8 @@
 # bpfmesh in a scenario: one Service (the VIP, ports 80 and 5201) with the server pod as its
 # endpoint, one bpfmesh-agent in the node netns attached to the pods' parent cgroup, its CPU
 # counted as mesh CPU; the datapath's own counters as evidence of which path carried the load.
+# A scenario may add manifests of its own to $BM_DIR/config/ before bpfmesh_up (bpfmesh-l7's
+# VirtualService); they are copied to the round's conf/ with the Service.
 
 BM_NODE=$BENCH_PREFIX                    # pins: /sys/fs/bpf/bpfmesh/$BM_NODE
 BM_DIR="$STATE/bpfmesh"
@@ -54,7 +56,7 @@ bpfmesh_up() {
 	cmd=("$AGENT_BIN" --config-dir "$BM_DIR/config" --node "$BM_NODE" --cgroup "$CG_PODS"
 		--state-dir "$BM_DIR/state" "$@")
 	echo "nsenter --net=/run/netns/$NS_NODE -- ${cmd[*]}" >"$STATE/conf/bpfmesh-agent.cmd"
-	cp "$BM_DIR/config/bench-server.yaml" "$STATE/conf/"
+	cp "$BM_DIR"/config/*.yaml "$STATE/conf/"
 	start_bg bpfmesh-agent "$NS_NODE" "$CG_MESH/bpfmesh-agent" "${cmd[@]}"
 	wait_for "$AGENT_READY_TIMEOUT" agent_ready || die "bpfmesh-agent not ready within ${AGENT_READY_TIMEOUT}s"
 	pid_is_ours "$(pid_of bpfmesh-agent)" || agent_exited "$*"
@@ -90,5 +92,5 @@ bpfmesh_after() {
 		>"$STATE/conf/bpfmesh-services.txt" 2>&1 || true
 	in_ns "$NS_NODE" bpftool net show >"$STATE/conf/bpftool-net-node.txt" 2>&1 || true
 	cp "$BM_DIR/state/status" "$STATE/conf/bpfmesh-status" 2>/dev/null || true
-	log "  datapath: $(for k in connect bypass_msg tc_nat; do printf '%s +%s ' "$k" "$(stat_delta "$k")"; done)"
+	log "  datapath: $(for k in connect bypass_msg tc_nat l7_redirect l7_noagent; do printf '%s +%s ' "$k" "$(stat_delta "$k")"; done)"
 }

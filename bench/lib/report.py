@@ -3,7 +3,8 @@
 
 Reads RESULTS_DIR/order (the scenarios), meta.txt, and per scenario and round
 <scenario>/r<N>/: the wrk outputs (the JSON line wrk/report.lua prints), iperf3 -J,
-CPU snapshots before and after each test (*.cpu0, *.cpu1), the commands (*.cmd) and the
+CPU snapshots before and after each test (*.cpu0, *.cpu1), the commands (*.cmd), the
+agent's memory under many connections (rss.json and rss.out, bpfmesh-l7) and the
 round's verdict (UNSUPPORTED or FAILED with the reason; neither: measured).
 Writes table.md (Markdown), summary.json, chart.dat (for lib/chart.gp) and status.txt
 (one line per scenario: name, ok|unsupported|failed, reason). With several rounds every
@@ -18,18 +19,31 @@ import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Goals of issue 4 (not assertions): scenario, metric key, label, comparison, ratio to direct.
+# Goals (not assertions): scenario, metric key, label, comparison, goal, baseline. With a
+# baseline scenario the goal is a ratio to that scenario's figure in the same run ("direct",
+# or "sidecar-l7" for the L7 goals); with None it is an absolute figure in UNITS[key].
+# Issue 4: the L4 scenarios. The bpfmesh-l7 issue: HTTP routing by the agent beside the
+# sidecar-l7 model.
+L7_BASE = "sidecar-l7"
 GOALS = [
-    ("bpfmesh-l4", "rr16.rps", "rps, 16 conns", ">=", 0.97),
-    ("bpfmesh-l4", "rr64.rps", "rps, 64 conns", ">=", 0.97),
-    ("bpfmesh-l4", "conn.rps", "new conn/s", ">=", 0.95),
-    ("bpfmesh-l4", "iperf3.gbps", "iperf3", ">=", 0.97),
-    ("bpfmesh-l4-bypass", "rr16.rps", "rps, 16 conns", ">=", 1.15),
-    ("bpfmesh-l4-bypass", "rr16.p99_ms", "p99, 16 conns", "<=", 1.00),
-    ("bpfmesh-l4-bypass", "iperf3.gbps", "iperf3", ">=", 1.00),
-    ("bpfmesh-tc", "rr16.rps", "rps, 16 conns", ">=", 0.95),
-    ("bpfmesh-tc", "rr64.rps", "rps, 64 conns", ">=", 0.95),
+    ("bpfmesh-l4", "rr16.rps", "rps, 16 conns", ">=", 0.97, "direct"),
+    ("bpfmesh-l4", "rr64.rps", "rps, 64 conns", ">=", 0.97, "direct"),
+    ("bpfmesh-l4", "conn.rps", "new conn/s", ">=", 0.95, "direct"),
+    ("bpfmesh-l4", "iperf3.gbps", "iperf3", ">=", 0.97, "direct"),
+    ("bpfmesh-l4-bypass", "rr16.rps", "rps, 16 conns", ">=", 1.15, "direct"),
+    ("bpfmesh-l4-bypass", "rr16.p99_ms", "p99, 16 conns", "<=", 1.00, "direct"),
+    ("bpfmesh-l4-bypass", "iperf3.gbps", "iperf3", ">=", 1.00, "direct"),
+    ("bpfmesh-tc", "rr16.rps", "rps, 16 conns", ">=", 0.95, "direct"),
+    ("bpfmesh-tc", "rr64.rps", "rps, 64 conns", ">=", 0.95, "direct"),
+    ("bpfmesh-l7", "rr16.rps", "rps, 16 conns", ">=", 2.00, L7_BASE),
+    ("bpfmesh-l7", "rr16.rps", "rps, 16 conns", ">=", 0.60, "direct"),
+    ("bpfmesh-l7", "rr16.p99_ms", "p99, 16 conns", "<=", 1.00, L7_BASE),
+    ("bpfmesh-l7", "rr16.node_cpu_us", "node CPU µs/req, 16 conns", "<=", 0.50, L7_BASE),
+    ("bpfmesh-l7", "rss.vmhwm_mib", "agent RSS (VmHWM), {rss_conns} conns open", "<=", 32, None),
 ]
+# Units and formats of the figures the goals name.
+UNITS = {"rps": ("{:.0f}", "rps"), "p99_ms": ("{:.3f}", "ms"), "node_cpu_us": ("{:.1f}", "µs"),
+         "gbps": ("{:.2f}", "Gbit/s"), "vmhwm_mib": ("{:.1f}", "MiB")}
 
 
 def read_text(path, default=""):
@@ -102,6 +116,25 @@ def round_metrics(rdir, tests):
         m[test + ".elsewhere_cores"] = cpu.get("elsewhere_cores", 0.0)
         for k, v in cpu.get("cgroups_s", {}).items():
             m[test + ".cg." + k + "_us"] = v * 1e6 / req
+    # The agent's memory with many connections open (bpfmesh-l7's rss step): rss.json from
+    # the samples of /proc/<agent>/status, rss.out from the wrk that held the connections.
+    try:
+        with open(os.path.join(rdir, "rss.json")) as f:
+            d = json.load(f)
+        m["rss.conns"] = d["conns"]
+        m["rss.conns_max"] = d["conns_max"]
+        m["rss.samples_full"] = d["samples_full"]
+        m["rss.vmhwm_mib"] = d["vmhwm_kib"] / 1024.0
+        m["rss.vmrss_mib"] = d["vmrss_kib"] / 1024.0
+        m["rss.fds_max"] = d["fds_max"]
+        m["rss.upstream_max"] = d["upstream_max"]
+        r = wrk_json(rdir, "rss")
+        if r is not None:
+            m["rss.rps"] = r["requests"] / (r["duration_us"] / 1e6 or 1.0)
+            m["rss.p99_ms"] = r["p99_us"] / 1000.0
+            m["rss.errors"] = sum(v for k, v in r.items() if k.startswith("err_"))
+    except (OSError, ValueError, KeyError):
+        pass
     try:
         with open(os.path.join(rdir, "iperf3.out")) as f:
             d = json.load(f)
@@ -203,12 +236,12 @@ def main():
     def v(s, k):
         return res.get(s, {}).get("median", {}).get(k)
 
-    def ratio(s, k):
-        a, b = v(s, k), v("direct", k)
+    def ratio(s, k, base="direct"):
+        a, b = v(s, k), v(base, k)
         return None if a is None or not b else a / b
 
-    def rfmt(s, k):
-        return fmt(ratio(s, k), "{:.2f}")
+    def rfmt(s, k, base="direct"):
+        return fmt(ratio(s, k, base), "{:.2f}")
 
     def label(s):
         st = res[s]["status"]
@@ -245,24 +278,41 @@ def main():
             + ["p99 %dc" % c for c in conns] + ["new conn/s", "iperf3", "CPU/req %dc" % conns[0]],
             rows))
 
-    w("\n## Goals (issue 4)\n")
+    w("\n## Goals\n")
+    w("Issue 4 (the L4 scenarios) and the bpfmesh-l7 issue. A goal is a ratio to another "
+      "scenario of this run (`× direct`, `× %s`) or an absolute figure; `figures` gives the "
+      "scenario's median and the baseline's. Goals, not assertions: a miss does not fail the "
+      "run.\n" % L7_BASE)
     rows = []
-    for s, k, what, op, goal in GOALS:
+    for s, k, what, op, goal, base in GOALS:
         if s not in res:
             continue
-        r = ratio(s, k)
+        what = what.format(rss_conns=meta.get("RSS_CONNS", "1000"))
+        spec, unit = UNITS.get(k.split(".", 1)[1], ("{:.2f}", ""))
+        sym = op.replace(">=", "≥").replace("<=", "≤")
+        if base:
+            r = ratio(s, k, base)
+            against, goal_s, meas = "× " + base, "%s %.2f" % (sym, goal), fmt(r, "{:.2f}")
+            figs = "%s / %s %s" % (fmt(v(s, k), spec), fmt(v(base, k), spec), unit)
+        else:
+            r = v(s, k)
+            against, goal_s = "absolute", "%s %s %s" % (sym, spec.format(goal), unit)
+            meas, figs = fmt(r, spec) + (" " + unit if r is not None else ""), ""
         if res[s]["status"] == "unsupported":
             verdict = "unsupported"
+        elif base and base not in res:
+            verdict = "not measured (no %s in this run)" % base
+        elif base and res[base]["status"] != "ok":
+            verdict = "not measured (%s %s)" % (base, res[base]["status"])
         elif r is None:
             verdict = "not measured"
         else:
             verdict = "met" if (r >= goal if op == ">=" else r <= goal) else "**missed**"
-        rows.append([s, what, "%s %.2f" % (op.replace(">=", "≥").replace("<=", "≤"), goal),
-                     fmt(r, "{:.2f}"), verdict])
+        rows.append([s, what, against, goal_s, meas, figs, verdict])
     if rows:
-        w(table(["scenario", "metric (× direct)", "goal", "measured", ""], rows))
+        w(table(["scenario", "metric", "against", "goal", "measured", "figures", ""], rows))
     else:
-        w("(no bpfmesh scenario in this run)")
+        w("(no scenario with goals in this run)")
 
     w("\n## Request/response, keepalive\n")
     w("`wrk -t%s -cN -d%ss --latency`, GET of a 100-byte body. CPU per request: node = all busy "
@@ -288,6 +338,47 @@ def main():
     w(table(["scenario", "conns", "rps", "× direct", "p50 ms", "× direct", "p99 ms", "× direct",
              "node CPU µs/req", "× direct", "mesh CPU µs/req", "busy elsewhere", "errors",
              "rps spread"], rows))
+
+    l7 = [s for s in order if s.endswith("-l7")]
+    if l7:
+        base = L7_BASE
+        w("\n## L7: HTTP routing beside %s\n" % base)
+        w("The HTTP scenarios (and direct, the ceiling) against `%s`, the Istio-like sidecar "
+          "model with HTTP proxies on both sides. `× %s`: the figure divided by %s's; for rps "
+          "higher is better, for latency and CPU per request lower is better. The `close` row is "
+          "the new-connection test (one request per connection: rps is new conn/s, CPU is per "
+          "connection).%s\n" % (base, base, base, "" if base in res else
+                                  " **%s is not in this run: no ratios.**" % base))
+        rows = []
+        for s in ["direct"] * ("direct" in res) + [x for x in l7 if x == base] + [x for x in l7 if x != base]:
+            for t, cl in [("rr%d." % c, str(c)) for c in conns] + [("conn.", "%s close" % meta.get("CONN_CONNS", "16"))]:
+                if v(s, t + "rps") is None:
+                    rows.append([label(s), cl] + ["-"] * 11)
+                    continue
+                rows.append([label(s), cl, fmt(v(s, t + "rps")), rfmt(s, t + "rps", base),
+                             rfmt(s, t + "rps"),
+                             fmt(v(s, t + "p50_ms"), "{:.3f}"), fmt(v(s, t + "p99_ms"), "{:.3f}"),
+                             rfmt(s, t + "p99_ms", base),
+                             fmt(v(s, t + "node_cpu_us"), "{:.1f}"), rfmt(s, t + "node_cpu_us", base),
+                             rfmt(s, t + "node_cpu_us"),
+                             fmt(v(s, t + "mesh_cpu_us"), "{:.1f}"), rfmt(s, t + "mesh_cpu_us", base)])
+        w(table(["scenario", "conns", "rps", "× " + base, "× direct", "p50 ms", "p99 ms",
+                 "× " + base, "node CPU µs/req", "× " + base, "× direct", "mesh CPU µs/req",
+                 "× " + base], rows))
+        rss = [s for s in order if v(s, "rss.vmhwm_mib") is not None]
+        if rss:
+            w("\n**The agent's memory under %s concurrent connections**: `wrk -c%s` held them open "
+              "through the VIP for %s s (every connection busy: a request in flight on each, so "
+              "up to as many upstream connections); `/proc/<agent>/status` sampled every 0.2 s. "
+              "VmHWM: the agent's peak RSS since it started, read while every connection was "
+              "open; VmRSS: the highest sample then.\n" % (
+                  meta.get("RSS_CONNS", "1000"), meta.get("RSS_CONNS", "1000"), meta.get("RSS_DURATION", "5")))
+            w(table(["scenario", "conns open (max)", "VmHWM MiB", "VmRSS MiB", "upstream conns (max)",
+                     "agent fds (max)", "rps", "p99 ms", "errors"],
+                    [[label(s), fmt(v(s, "rss.conns_max")), fmt(v(s, "rss.vmhwm_mib"), "{:.1f}"),
+                      fmt(v(s, "rss.vmrss_mib"), "{:.1f}"), fmt(v(s, "rss.upstream_max")),
+                      fmt(v(s, "rss.fds_max")), fmt(v(s, "rss.rps")), fmt(v(s, "rss.p99_ms"), "{:.1f}"),
+                      fmt(v(s, "rss.errors"))] for s in rss]))
 
     w("\n## New connections and throughput\n")
     w("New connections: `wrk -c%s -d%ss -H 'Connection: close'` (one request per connection). "

@@ -1,6 +1,9 @@
 # shellcheck shell=bash
 # The server pod's workload: nginx (a 100-byte body for request/response, 1 MiB for the path
-# check) and an iperf3 server, in netns $NS_SRV and cgroup $CG_SRV.
+# check) and an iperf3 server, in netns $NS_SRV and cgroup $CG_SRV. /bench-peer answers with
+# what nginx saw of the request (the peer address, x-request-id, x-forwarded-for): the L7
+# scenarios' evidence that a proxy, not the client pod, talked to nginx. No access log: it
+# would cost every request.
 
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 
@@ -13,6 +16,7 @@ server_up() {
 	chmod 644 "$STATE/www/100b" "$STATE/www/1m"
 	cat >"$d/nginx.conf" <<CONF
 worker_processes ${NGINX_WORKERS};
+worker_rlimit_nofile 65536;
 pid ${d}/nginx.pid;
 error_log ${d}/logs/error.log warn;
 events { worker_connections 16384; multi_accept on; }
@@ -36,6 +40,10 @@ http {
         listen ${HTTP_PORT} reuseport backlog=4096;
         root ${STATE}/www;
         location / { }
+        location = /bench-peer {
+            default_type text/plain;
+            return 200 "peer=\$remote_addr x-request-id=\$http_x_request_id x-forwarded-for=\$http_x_forwarded_for\\n";
+        }
     }
 }
 CONF
