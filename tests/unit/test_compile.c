@@ -386,8 +386,17 @@ static bool eject_one(void *arg, const char *host, const struct bm_ip *ip, uint1
 	       port == 8080;
 }
 
-/* Which ports go to the agent: http rules, or DestinationRule connectionPool/outlierDetection
- * on an HTTP port; a TCP port under such a DestinationRule is reported; ejected endpoints
+static bool eject_all(void *arg, const char *host, const struct bm_ip *ip, uint16_t port)
+{
+	(void)arg;
+	(void)ip;
+	(void)port;
+	return !strcmp(host, "backend.default.svc.cluster.local");
+}
+
+/* Which ports go to the agent: those with http rules (HTTP or sniffed), where the
+ * DestinationRule's connectionPool/outlierDetection then apply; a DestinationRule alone keeps
+ * its ports in the kernel and says its policies are not enforced there; ejected endpoints
  * leave the kernel's sets. */
 static void test_l7_ports_and_ejections(void **state)
 {
@@ -402,6 +411,10 @@ static void test_l7_ports_and_ejections(void **state)
 		"apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
 		"metadata: {name: db, namespace: default}\nspec:\n  host: db\n"
 		"  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 2}}\n";
+	static const char *const vs =
+		"apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  hosts: [backend]\n"
+		"  http:\n  - route: [{destination: {host: backend}}]\n";
 	struct world w;
 	const struct bm_t_svc *e;
 	char m[256];
@@ -410,10 +423,10 @@ static void test_l7_ports_and_ejections(void **state)
 	next_opts.l7_port = 15001;
 	assert_int_equal(bm_ip_parse("10.244.2.254", &next_opts.l7_addr4), 0);
 	next_opts.ejected = eject_one;
-	build(&w, pods, svc, dr, db, NULL);
+	build(&w, pods, svc, dr, db, vs, NULL);
 	e = find_svc(&w, "10.96.0.10", 80);
 	assert_non_null(e);
-	assert_true(e->flags & BM_SVC_F_L7); /* http port, connectionPool: to the agent */
+	assert_true(e->flags & BM_SVC_F_L7); /* http port, http rules: to the agent */
 	assert_int_equal(w.t.route[e->route].n, 1);
 	set_members(&w, w.t.route[e->route].set[0], m, sizeof(m));
 	assert_string_equal(m, "10.244.1.10:8080,10.244.1.12:9090"); /* .11 ejected */
@@ -424,11 +437,35 @@ static void test_l7_ports_and_ejections(void **state)
 	assert_non_null(e);
 	assert_false(e->flags & BM_SVC_F_L7); /* port "tcp-pg": TCP, stays in the kernel */
 	assert_true(has_diag(w.c, "unsupported: DestinationRule default/db: connectionPool "
-				  "and outlierDetection for db.default.svc.cluster.local port 5432"));
+				  "and outlierDetection for db.default.svc.cluster.local port 5432, "
+				  "routed in the kernel (a TCP port)"));
+	destroy(&w);
+
+	/* The DestinationRule alone: its HTTP port stays in the kernel, and says so. */
+	next_opts.l7_port = 15001;
+	assert_int_equal(bm_ip_parse("10.244.2.254", &next_opts.l7_addr4), 0);
+	build(&w, pods, svc, dr, NULL);
+	e = find_svc(&w, "10.96.0.10", 80);
+	assert_non_null(e);
+	assert_false(e->flags & BM_SVC_F_L7);
+	assert_true(has_diag(w.c, "for backend.default.svc.cluster.local port 80, routed in the "
+				  "kernel (no http routes): enforced by the agent on HTTP ports with "
+				  "VirtualService http routes only"));
+	destroy(&w);
+
+	/* Every endpoint ejected: the kernel keeps them all rather than refuse connections. */
+	next_opts.l7_port = 15001;
+	assert_int_equal(bm_ip_parse("10.244.2.254", &next_opts.l7_addr4), 0);
+	next_opts.ejected = eject_all;
+	build(&w, pods, svc, dr, vs, NULL);
+	e = find_svc(&w, "10.96.0.10", 80);
+	assert_non_null(e);
+	set_members(&w, w.t.route[e->route].set[0], m, sizeof(m));
+	assert_string_equal(m, "10.244.1.10:8080,10.244.1.11:8080,10.244.1.12:9090");
 	destroy(&w);
 
 	/* Without a listener: L4, and a warning says what is not done. */
-	build(&w, pods, svc, dr, NULL);
+	build(&w, pods, svc, dr, vs, NULL);
 	e = find_svc(&w, "10.96.0.10", 80);
 	assert_false(e->flags & BM_SVC_F_L7);
 	assert_true(has_diag(w.c, "need the agent's HTTP listener (--l7-addr)"));

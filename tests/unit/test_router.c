@@ -414,9 +414,9 @@ static void test_no_match_and_no_endpoint(void **state)
 	drop(&w);
 }
 
-/* A DestinationRule alone (no http rules): the port is routed by the agent for its
- * connectionPool and outlierDetection; limits go with each request; ejected endpoints are
- * skipped and come back after their time, within maxEjectionPercent. */
+/* A DestinationRule under http rules: its connectionPool limits go with each request; ejected
+ * endpoints are skipped and come back after their time, within maxEjectionPercent. Without
+ * the http rules the port is not the router's at all (the kernel routes it). */
 static void test_destination_rule_policies(void **state)
 {
 	static const char *const dr =
@@ -428,7 +428,12 @@ static void test_destination_rule_policies(void **state)
 		"    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s,"
 		" maxEjectionPercent: 50}\n"
 		"  subsets:\n  - {name: v1, labels: {version: v1}}\n";
+	static const char *const vs =
+		"apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  hosts: [backend]\n"
+		"  http:\n  - route: [{destination: {host: backend}}]\n";
 	struct world w;
+	struct bm_router_stats st;
 	struct bm_l7_decision d;
 	struct rq q;
 	struct sockaddr_storage bad;
@@ -437,6 +442,10 @@ static void test_destination_rule_policies(void **state)
 
 	(void)state;
 	build(&w, NULL, 0, pods, svc, dr, NULL);
+	bm_router_stats(w.r, &st);
+	assert_int_equal(st.ports, 0); /* the DestinationRule alone: L4, in the kernel */
+	drop(&w);
+	build(&w, NULL, 0, pods, svc, dr, vs, NULL);
 	rq_init(&q, "10.96.0.10", 80, "/x");
 	route(&w, &q, &d);
 	assert_int_equal(d.action, BM_L7_FORWARD);

@@ -178,6 +178,151 @@ static void log_diags(const struct bm_config *c)
 	}
 }
 
+/* ---- outlier detection: the kernel's sets follow the agent's ejections ---- */
+
+static void ep_format(const struct sockaddr_storage *ep, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ep->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ep)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)ep)->sin_port);
+	} else if (ep->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ep)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)ep)->sin6_port);
+	}
+	snprintf(buf, len, ep->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+/* (host, address, port) as od_keys holds it; 0 when it does not fit. */
+static size_t od_key(const char *host, const struct bm_ip *ip, uint16_t port, uint8_t *k,
+		     size_t cap)
+{
+	size_t n = strlen(host) + 1;
+
+	if (n + sizeof(ip->a) + sizeof(port) > cap)
+		return 0;
+	memcpy(k, host, n);
+	memcpy(k + n, ip->a, sizeof(ip->a));
+	memcpy(k + n + sizeof(ip->a), &port, sizeof(port));
+	return n + sizeof(ip->a) + sizeof(port);
+}
+
+/* bm_outlier_each: one ejected endpoint of a cluster "outbound|port|subset|host". */
+static void od_key_add(void *arg, const char *cluster, const struct sockaddr_storage *ep)
+{
+	struct bm_agent *a = arg;
+	const char *host = cluster;
+	struct bm_ip ip = { .a = { [10] = 0xff, [11] = 0xff } };
+	uint16_t port;
+	uint8_t key[512];
+	size_t len;
+	int created;
+
+	for (int i = 0; i < 3 && host; i++)
+		if ((host = strchr(host, '|')))
+			host++;
+	if (!host)
+		return;
+	if (ep->ss_family == AF_INET) {
+		memcpy(ip.a + 12, &((const struct sockaddr_in *)ep)->sin_addr, 4);
+		port = ntohs(((const struct sockaddr_in *)ep)->sin_port);
+	} else {
+		memcpy(ip.a, &((const struct sockaddr_in6 *)ep)->sin6_addr, 16);
+		port = ntohs(((const struct sockaddr_in6 *)ep)->sin6_port);
+	}
+	len = od_key(host, &ip, port, key, sizeof(key));
+	if (len && !bm_blobtab_put(&a->od_keys, key, len, &created))
+		bm_warn("outlier detection: out of memory; %s stays in the kernel's sets", host);
+}
+
+/* bm_compile_opts.ejected */
+static bool od_ejected(void *arg, const char *host, const struct bm_ip *ip, uint16_t port)
+{
+	struct bm_agent *a = arg;
+	uint8_t key[512];
+	size_t len = od_key(host, ip, port, key, sizeof(key));
+
+	return len && bm_blobtab_get(&a->od_keys, key, len);
+}
+
+/* The next sweep, at most a second away (each cluster sweeps at its own interval), or a
+ * re-apply at once when the ejections changed. */
+static void od_arm(struct bm_agent *a)
+{
+	uint64_t now = bm_evloop_now(a->loop), due = bm_outlier_next_due(a->od), after;
+
+	if (a->od_changed)
+		after = 1;
+	else if (due)
+		after = due > now ? (due - now < 1000 ? due - now : 1000) : 1;
+	else {
+		bm_ev_timer_cancel(a->loop, &a->od_timer);
+		return;
+	}
+	if (bm_ev_timer_arm(a->loop, &a->od_timer, after))
+		bm_warn("outlier detection: out of memory arming its timer");
+}
+
+static void od_fire(struct bm_evloop *loop, struct bm_ev_timer *t)
+{
+	struct bm_agent *a = t->data;
+	size_t back = bm_outlier_sweep(a->od, bm_evloop_now(loop));
+
+	if (back) {
+		bm_info("outlier detection: %zu endpoint%s back after the ejection time (%zu still "
+			"ejected)",
+			back, back == 1 ? "" : "s", bm_outlier_n_ejected(a->od));
+		a->od_changed = true;
+	}
+	if (a->od_changed)
+		bm_agent_apply(a); /* rejected: the last good sets stay, retried with the config */
+	od_arm(a);
+}
+
+/* bm_l7.on_outcome: after each attempt that reached, or tried to reach, an endpoint. */
+static void od_outcome(void *arg, const char *cluster, const struct sockaddr_storage *ep,
+		       bool ejected)
+{
+	struct bm_agent *a = arg;
+	char name[INET6_ADDRSTRLEN + 16];
+
+	if (ejected) {
+		ep_format(ep, name, sizeof(name));
+		bm_info("outlier detection: %s ejected from %s (%zu ejected)", name, cluster,
+			bm_outlier_n_ejected(a->od));
+		a->od_changed = true;
+		od_arm(a);
+	} else if (!bm_ev_timer_armed(&a->od_timer)) {
+		od_arm(a);
+	}
+}
+
+/* The endpoints outlier detection has ejected now, for bpfmeshctl and the tests. */
+static void od_line(void *arg, const char *cluster, const struct sockaddr_storage *ep)
+{
+	FILE *fp = arg;
+	char name[INET6_ADDRSTRLEN + 16];
+
+	ep_format(ep, name, sizeof(name));
+	fprintf(fp, "ejected\t%s\t%s\n", cluster, name);
+}
+
+static void write_outliers(struct bm_agent *a)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+
+	if (!fp)
+		return;
+	bm_outlier_each(a->od, od_line, fp);
+	if (!fclose(fp))
+		write_file_atomic(a->state_dir, "outliers", text);
+	free(text);
+}
+
 /* The HTTP router for this config: the service ports with http rules, the callers by the
  * workload ids the installer gave them. On failure the previous router keeps routing. */
 static void update_router(struct bm_agent *a, const struct bm_catalog *cat, const struct bm_tables *t)
@@ -198,7 +343,7 @@ static void update_router(struct bm_agent *a, const struct bm_catalog *cat, cons
 				callers[n++] = (struct bm_router_caller){ (uint32_t)e->val,
 									  t->wl[i].pod };
 		}
-		r = bm_router_build(cat, callers, n, pin, NULL, err, sizeof(err));
+		r = bm_router_build(cat, callers, n, pin, a->od, err, sizeof(err));
 		pin = NULL; /* the router's now, freed with it */
 	}
 	free(callers);
@@ -244,6 +389,12 @@ int bm_agent_apply(struct bm_agent *a)
 
 	a->generation++;
 	a->unresolved_pods = 0;
+	/* The endpoints outlier detection ejected leave the kernel's sets too. */
+	a->od_changed = false;
+	if (a->od && bm_outlier_n_ejected(a->od)) {
+		bm_outlier_each(a->od, od_key_add, a);
+		o.ejected = od_ejected;
+	}
 	read_source_generation(a->config_dir, src_gen, sizeof(src_gen));
 	if (!c) {
 		write_status(a, src_gen, "rejected", "out of memory", NULL);
@@ -283,8 +434,10 @@ int bm_agent_apply(struct bm_agent *a)
 		st.svc_written, st.svc_deleted, t.n_be, st.new_backends, t.n_set, st.new_sets,
 		t.n_route, st.new_routes, st.wl_total, st.src_total);
 	write_services(a, &t);
-	if (a->l7_on)
+	if (a->l7_on) {
 		update_router(a, &cat, &t);
+		write_outliers(a);
+	}
 	/* The node's own processes: every service address routed to bm_svc0. */
 	if (a->tc_host_ifaces && bm_host_routes_sync(&t))
 		bm_warn("the node's own processes may not reach every service (routes to %s)",
@@ -300,6 +453,7 @@ int bm_agent_apply(struct bm_agent *a)
 	}
 	rc = 0;
 cleanup:
+	bm_blobtab_free(&a->od_keys);
 	bm_tables_free(&t);
 	bm_catalog_free(&cat);
 	bm_config_free(c);
@@ -350,11 +504,15 @@ int bm_agent_start(struct bm_agent *a)
 	}
 	if (a->l7_on) {
 		a->l7o.bypass = !a->no_sockmap;
-		err = bm_l7_start(&a->l7, a->loop, &a->dp, &a->l7o);
+		bm_ev_timer_init(&a->od_timer, od_fire, a);
+		a->od = bm_outlier_new();
+		err = a->od ? bm_l7_start(&a->l7, a->loop, &a->dp, &a->l7o) : -ENOMEM;
 		if (err) {
 			bm_agent_stop(a);
 			return err;
 		}
+		a->l7.on_outcome = od_outcome;
+		a->l7.outcome_arg = a;
 	}
 	return 0;
 }
@@ -364,6 +522,11 @@ void bm_agent_stop(struct bm_agent *a)
 	/* The datapath stays: links and maps are pinned and keep serving without us. HTTP
 	 * service ports go back to L4 when the listener closes. */
 	bm_l7_stop(&a->l7);
+	if (a->od) {
+		bm_ev_timer_cancel(a->loop, &a->od_timer);
+		bm_outlier_free(a->od);
+		a->od = NULL;
+	}
 	if (a->tc_ifaces || a->tc_host_ifaces)
 		bm_tc_close(&a->tc);
 	bm_install_free(&a->in);

@@ -6,11 +6,13 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "blobtab.h"
 #include "dp.h"
 #include "evloop.h"
 #include "install.h"
 #include "config.h"
 #include "l7.h"
+#include "outlier.h"
 #include "tc.h"
 
 struct bm_agent {
@@ -34,6 +36,13 @@ struct bm_agent {
 	bool l7_on;                /* --l7-addr given: HTTP service ports come to the agent */
 	struct bm_l7_opts l7o;
 	struct bm_l7 l7;
+	/* Outlier detection (with the HTTP listener): which endpoints are ejected, across
+	 * configs. The timer sweeps them back, and re-applies when the set changed so that the
+	 * kernel's backend sets leave the ejected out too. */
+	struct bm_outlier *od;
+	struct bm_ev_timer od_timer;
+	bool od_changed;           /* ejections changed since the kernel's sets were compiled */
+	struct bm_blobtab od_keys; /* during an apply: (host, address, port) ejected */
 };
 
 int bm_agent_start(struct bm_agent *a);

@@ -192,6 +192,19 @@ static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decisio
 	bm_router_route(l->router, req, d);
 }
 
+/* Each attempt's outcome feeds outlier detection under the current router's policies. */
+static void outcome(void *arg, const char *cluster, const struct sockaddr_storage *ep,
+		    enum bm_l7_outcome what, int status)
+{
+	struct bm_l7 *l = arg;
+	int ej = bm_router_outcome(l->router, cluster, ep, what, status, bm_evloop_now(l->loop));
+
+	if (ej < 0)
+		bm_warn("l7: outlier detection: out of memory; %s not counted", cluster);
+	if (l->on_outcome)
+		l->on_outcome(l->outcome_arg, cluster, ep, ej > 0);
+}
+
 static int listen_at(const struct bm_ip *ip, uint16_t port, bool v6)
 {
 	struct sockaddr_storage ss;
@@ -252,6 +265,7 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 	l->px = bm_h1_proxy_new(loop, NULL, route, l);
 	if (!l->px)
 		return -ENOMEM;
+	bm_h1_proxy_set_outcome(l->px, outcome, l);
 	bm_ev_hook_add(loop, &l->hook, l7_hook);
 	for (int v6 = 0; v6 < 2; v6++) {
 		const struct bm_ip *a = v6 ? &o->addr6 : &o->addr4;

@@ -41,6 +41,11 @@ struct bm_l7 {
 	struct bm_ev_hook hook;
 	struct bm_l7_counters cnt;
 	bool bypass;                  /* join the same-node bypass from the agent's end */
+	/* After each attempt's outcome went to the router's outlier detection: ejected is true
+	 * when it took the endpoint out (the kernel's sets should follow). NULL: none. */
+	void (*on_outcome)(void *arg, const char *cluster, const struct sockaddr_storage *ep,
+			   bool ejected);
+	void *outcome_arg;
 };
 
 struct bm_l7_opts {

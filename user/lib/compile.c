@@ -112,14 +112,12 @@ static bool dr_wants_l7(const struct bm_cat_svc *s, uint16_t port)
 	return false;
 }
 
+/* Only ports with http rules leave the kernel: a DestinationRule alone keeps its service on
+ * the L4 path (ambient's choice without a waypoint), so that nothing but HTTP routing costs a
+ * userspace hop and every other connection survives an agent restart. */
 bool bm_port_routed_l7(const struct bm_cat_svc *s, const struct bm_cat_port *p)
 {
-	if (s->passthrough || !bm_port_http_capable(p))
-		return false;
-	if (s->vs && s->vs->has_http)
-		return true;
-	/* tcp routes keep the port in the kernel (they route connections, not requests). */
-	return !(s->vs && s->vs->n_tcp) && dr_wants_l7(s, p->port);
+	return !s->passthrough && bm_port_http_capable(p) && s->vs && s->vs->has_http;
 }
 
 static uint32_t add_backend(struct bm_tables *t, const struct bm_ip *ip, uint16_t port,
@@ -214,9 +212,14 @@ static uint32_t build_set(const struct bm_catalog *cat, struct bm_tables *t,
 	if (s->passthrough)
 		lb = BM_LB_PASSTHROUGH;
 	if (port && !s->passthrough && s->n_eps) {
+		size_t ejected = 0;
+
 		be = malloc(s->n_eps * sizeof(*be));
 		if (!be)
 			return BM_T_NONE;
+		/* Outlier detection's ejections are left out, unless that leaves no endpoint:
+		 * then the kernel keeps them all (it fails open; the agent answers 503). */
+again:
 		for (size_t i = 0; i < s->n_eps; i++) {
 			const struct bm_cat_ep *ep = &s->eps[i];
 			struct bm_ip ip;
@@ -230,14 +233,21 @@ static uint32_t build_set(const struct bm_catalog *cat, struct bm_tables *t,
 			p = bm_cat_ep_port(s, ep, port);
 			if (!p)
 				continue;
-			if (t->opts && t->opts->ejected && t->opts->ejected(t->opts->arg, s->host, &ip, p))
+			if (ejected != SIZE_MAX && t->opts && t->opts->ejected &&
+			    t->opts->ejected(t->opts->arg, s->host, &ip, p)) {
+				ejected++;
 				continue;
+			}
 			idx = add_backend(t, &ip, p, bm_cat_ep_node(ep));
 			if (idx == BM_T_NONE) {
 				free(be);
 				return BM_T_NONE;
 			}
 			be[n++] = idx;
+		}
+		if (!n && ejected && ejected != SIZE_MAX) {
+			ejected = SIZE_MAX;
+			goto again;
 		}
 		qsort_r(be, n, sizeof(*be), cmp_backend, t);
 		/* The same address and port through two sources counts once. */
@@ -502,7 +512,8 @@ static int add_workloads(const struct bm_catalog *cat, const struct bm_compile_o
 	return 0;
 }
 
-/* What the agent's HTTP side cannot do for s: no listener, or TCP ports under L7 policies. */
+/* What the agent's HTTP side cannot do for s: no listener, or ports under L7 policies that
+ * stay in the kernel. */
 static void l7_diags(const struct bm_catalog *cat, const struct bm_compile_opts *o,
 		     const struct bm_cat_svc *s)
 {
@@ -518,17 +529,17 @@ static void l7_diags(const struct bm_catalog *cat, const struct bm_compile_opts 
 		    dr_wants_l7(s, sp->port))
 			bm_config_diag(cat->cfg, BM_DIAG_UNSUPPORTED, &s->dr->meta.loc,
 				       "DestinationRule %s/%s: connectionPool and outlierDetection "
-				       "for %s port %u, routed in the kernel (%s): HTTP ports only "
-				       "for now",
+				       "for %s port %u, routed in the kernel (%s): enforced by the "
+				       "agent on HTTP ports with VirtualService http routes only",
 				       s->dr->meta.ns, s->dr->meta.name, s->host, sp->port,
-				       bm_port_http_capable(sp) ? "tcp routes" : "a TCP port");
+				       !bm_port_http_capable(sp) ? "a TCP port" :
+				       s->vs && s->vs->n_tcp ? "tcp routes" : "no http routes");
 	}
 	if (routed && !o->l7_port)
-		bm_config_diag(cat->cfg, BM_DIAG_WARNING,
-			       s->vs && s->vs->has_http ? &s->vs->meta.loc : &s->dr->meta.loc,
-			       "%s: its http routes, connectionPool or outlierDetection need the "
-			       "agent's HTTP listener (--l7-addr): routed at L4 meanwhile",
-			       s->host);
+		bm_config_diag(cat->cfg, BM_DIAG_WARNING, &s->vs->meta.loc,
+			       "VirtualService %s/%s: http routes for %s need the agent's HTTP "
+			       "listener (--l7-addr): routed at L4 meanwhile",
+			       s->vs->meta.ns, s->vs->meta.name, s->host);
 }
 
 int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, struct bm_tables *t)

@@ -168,7 +168,8 @@ int bm_outlier_report(struct bm_outlier *o, const char *cluster, const struct so
 	if (!c)
 		return -1;
 	c->interval_ms = pol->interval_ms ? pol->interval_ms : 10000;
-	if (!c->next_sweep)
+	/* A new config may have shortened the interval: the next sweep comes no later. */
+	if (!c->next_sweep || c->next_sweep > now_ms + c->interval_ms)
 		c->next_sweep = now_ms + c->interval_ms;
 	e = endpoint_get(o, cluster, ci, ep);
 	if (!e)

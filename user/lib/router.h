@@ -23,8 +23,8 @@ struct bm_router_caller {
 
 struct bm_router;
 
-/* Build from an applied catalog: every service port routed by the agent (http rules, or a
- * DestinationRule connectionPool / outlierDetection: bm_port_routed_l7). od: the agent's
+/* Build from an applied catalog: every service port routed by the agent (mesh http rules:
+ * bm_port_routed_l7). od: the agent's
  * outlier detection state, which outlives routers (NULL: no ejections).
  * The router keeps what it needs (copies, or pointers into the parses pin keeps alive: it
  * takes pin and frees it with itself); cat and its config may be freed after. NULL when out

@@ -103,8 +103,8 @@ const struct bm_conn_pool *bm_compile_pool(const struct bm_cat_svc *s, const cha
 					   uint16_t port);
 const struct bm_outlier_policy *bm_compile_outlier(const struct bm_cat_svc *s, const char *subset,
 						   uint16_t port);
-/* Is this service port routed by the agent: HTTP (Istio's protocol selection) with mesh http
- * rules, or a DestinationRule connectionPool / outlierDetection? */
+/* Is this service port routed by the agent: HTTP (Istio's protocol selection, or sniffed) with
+ * mesh http rules? (A DestinationRule's connectionPool / outlierDetection apply there.) */
 bool bm_port_routed_l7(const struct bm_cat_svc *s, const struct bm_cat_port *p);
 
 #endif
