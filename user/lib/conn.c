@@ -13,7 +13,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define BUF_MIN 4096
+/* A buffer's first allocation: heads, decision strings and small replies fit in 1 KiB; it
+ * doubles as bytes pile up. Reads ask for READ_MIN of room at first (see bm_conn_fill). */
+#define BUF_MIN 1024
+#define READ_MIN 4096
 
 uint32_t bm_conn_upstream_mark;
 
@@ -280,7 +283,7 @@ int bm_conn_connected(struct bm_conn *c)
 
 ssize_t bm_conn_fill(struct bm_conn *c)
 {
-	size_t want;
+	size_t want, chunk;
 	ssize_t n;
 
 	if (c->rd_eof || c->failed || bm_conn_closed(c))
@@ -288,9 +291,12 @@ ssize_t bm_conn_fill(struct bm_conn *c)
 	want = bm_buf_room(&c->in);
 	if (!want)
 		return 0;
-	/* 16 KiB free is enough for small messages; the buffer grows (to its max) only when
-	 * bytes pile up, and then each read takes all the tail room there is. */
-	if (bm_buf_reserve(&c->in, want < 16384 ? want : 16384)) {
+	/* Small messages are most: a read asks for 4 KiB of room at first, and for twice as much
+	 * after each read that filled all it was given (bulk data), up to the buffer's max. So
+	 * a thousand connections with a request each hold 4 KiB apiece, not 16. Each read still
+	 * takes all the tail room there is. */
+	chunk = c->rd_chunk ? c->rd_chunk : READ_MIN;
+	if (bm_buf_reserve(&c->in, want < chunk ? want : chunk)) {
 		c->err = ENOMEM;
 		c->failed = true;
 		return BM_ERROR;
@@ -308,6 +314,8 @@ ssize_t bm_conn_fill(struct bm_conn *c)
 		c->rd_eof = true;
 		return 0;
 	}
+	if ((size_t)n == want && chunk < c->in.max)
+		c->rd_chunk = (uint32_t)(chunk * 2 < c->in.max ? chunk * 2 : c->in.max);
 	c->in.len += (size_t)n;
 	c->last_io = bm_evloop_now(c->loop);
 	return n;

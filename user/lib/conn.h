@@ -77,6 +77,7 @@ struct bm_conn {
 	bool failed;                    /* reset or other error; close it */
 	int err;                        /* errno of the failure */
 	uint64_t last_io;               /* loop time of the last byte moved */
+	uint32_t rd_chunk;              /* room the next read asks of in (0: the smallest) */
 	/* Owner's callback for readiness (BM_EV_*), switched when ownership moves. */
 	void (*on_event)(struct bm_conn *c, uint32_t events);
 	void *data;
