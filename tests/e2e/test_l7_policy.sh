@@ -3,7 +3,7 @@
 # enforced by the client's node agent. The seed's circuit breaker (05) under wrk at 200
 # connections; an endpoint failing on demand ejected after consecutive5xxErrors, out of the
 # agent's pool and out of the kernel's backend set, back after baseEjectionTime;
-# maxEjectionPercent with two endpoints failing.
+# maxEjectionPercent with two endpoints failing; consistentHash by a header and by a cookie.
 . "$(dirname "$0")/lib.sh"
 
 EX=$E2E_ROOT/examples
@@ -18,10 +18,11 @@ mapfile -t BACKENDS < <(lab pods | awk '$1 ~ /^backend-/ { print $1 }')
 check "three backend pods (${BACKENDS[*]})" test "${#BACKENDS[@]}" = 3
 pod_ip() { lab pods | awk -v p="$1" '$1 == p { print $4 }'; }
 # the pods that answered n requests on one keep-alive connection, "pod count" lines
-answered() { # n path
+answered() { # n path [curl args]
 	local n=$1 path=$2 urls=()
+	shift 2
 	for ((i = 0; i < n; i++)); do urls+=("http://backend$path"); done
-	in_pod client curl -s -m 60 -w '\n' "${urls[@]}" | grep -o '"pod":"[^"]*' | cut -d'"' -f4 |
+	in_pod client curl -s -m 60 "$@" -w '\n' "${urls[@]}" | grep -o '"pod":"[^"]*' | cut -d'"' -f4 |
 		sort | uniq -c | awk '{ print $2, $1 }'
 }
 count_in() { awk -v p="$1" '$1 == p { print $2 + 0 }' <<<"$2"; }
@@ -142,5 +143,47 @@ check "requests reach it again ($(echo $s))" test "$(count_in "$bad" "$s")" -ge 
 answered 60 "/od4?status=503&only=backend-v1" >/dev/null
 n=$(grep -c ejected "$SD/outliers")
 check "two endpoints failing, maxEjectionPercent 50: one ejected ($n)" test "$n" = 1
+
+# 4. consistentHash at L7: by a header, and by a cookie the agent sets (curl's cookie jar).
+cat >"$TMP/hash.yaml" <<'YAML'
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: backend
+spec:
+  host: backend
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+    portLevelSettings:
+    - port:
+        number: 80
+      loadBalancer:
+        consistentHash:
+          httpCookie:
+            name: bm-affinity
+            path: /
+            ttl: 600s
+YAML
+sed '/portLevelSettings/,$d' "$TMP/hash.yaml" >"$TMP/hash-header.yaml"
+lab apply "$TMP/hash-header.yaml" >/dev/null
+for u in alice bob carol dave erin frank; do
+	s=$(answered 20 /h1 -H "x-user: $u")
+	check "httpHeaderName: 20 requests of $u go to one pod ($(echo $s))" test "$(wc -l <<<"$s")" = 1
+	pods_of_users="${pods_of_users:-} $(awk '{ print $1 }' <<<"$s")"
+done
+n=$(tr ' ' '\n' <<<"$pods_of_users" | sed '/^$/d' | sort -u | wc -l)
+check "six users spread over more than one pod ($n)" test "$n" -ge 2
+s=$(answered 30 /h2)
+check "no x-user: balanced over the three pods ($(echo $s))" test "$(wc -l <<<"$s")" = 3
+lab apply "$TMP/hash.yaml" >/dev/null
+jar=$TMP/cookies
+hdr=$(in_pod client curl -s -m 5 -o /dev/null -D - -c "$jar" http://backend/c0)
+check "httpCookie with ttl: the agent sets the cookie" \
+	grep -qiE '^set-cookie: bm-affinity="[0-9a-f]{16}"; Max-Age=600; Path=/; HttpOnly' <<<"$hdr"
+s=$(in_pod client sh -c "for i in \$(seq 20); do curl -s -m 5 -b $jar http://backend/c1; echo; done" |
+	grep -o '"pod":"[^"]*' | sort | uniq -c)
+check "... and 20 requests with it go to one pod ($(echo $s))" test "$(wc -l <<<"$s")" = 1
 
 e2e_finish

@@ -759,14 +759,74 @@ static void test_destination_rule_bad(void **state)
 		      "not a valid subset name (RFC 1123 label)");
 	CHECK_DIAG(c, "error: t.yaml:19: DestinationRule default/dr: spec.subsets[4]: expected a "
 		      "map, got a list");
-	CHECK_ERRORS(c, 8, "eight errors");
+	CHECK_DIAG(c, "error: t.yaml:9: DestinationRule default/dr: "
+		      "spec.trafficPolicy.loadBalancer.consistentHash: consistentHash takes one hash "
+		      "key (useSourceIp, httpHeaderName, httpCookie or httpQueryParameterName)");
+	CHECK_ERRORS(c, 9, "nine errors");
 	CHECK_DIAG(c, "unsupported: DestinationRule/spec.workloadSelector at t.yaml:5");
 	CHECK_DIAG(c, "unsupported: DestinationRule/spec.trafficPolicy.tls at t.yaml:11");
 	CHECK_DIAG(c, "unsupported: DestinationRule/spec.trafficPolicy.loadBalancer.localityLbSetting "
 		      "at t.yaml:10");
-	CHECK_DIAG(c, "unsupported: "
-		      "DestinationRule/spec.trafficPolicy.loadBalancer.consistentHash.httpHeaderName at "
-		      "t.yaml:9");
+	bm_config_free(c);
+}
+
+/* consistentHash's keys: a header (lowercased), a cookie with path and ttl, a query
+ * parameter; the ring settings are not read. */
+static void test_destination_rule_hash(void **state)
+{
+	(void)state;
+	struct bm_config *c = load("apiVersion: networking.istio.io/v1\n"
+				   "kind: DestinationRule\n"
+				   "metadata: {name: dr}\n"
+				   "spec:\n"
+				   "  host: backend\n"
+				   "  trafficPolicy:\n"
+				   "    loadBalancer: {consistentHash: {httpHeaderName: X-User}}\n"
+				   "    portLevelSettings:\n"
+				   "    - port: {number: 80}\n"
+				   "      loadBalancer:\n"
+				   "        consistentHash:\n"
+				   "          httpCookie: {name: aff, path: /app, ttl: 0s}\n"
+				   "          minimumRingSize: 1024\n"
+				   "    - port: {number: 81}\n"
+				   "      loadBalancer: {consistentHash: {httpQueryParameterName: s}}\n"
+				   "    - port: {number: 82}\n"
+				   "      loadBalancer: {consistentHash: {httpCookie: {path: /}}}\n");
+	const struct bm_traffic_policy *tp;
+
+	CHECK(c, c->n_destination_rules == 0, "the cookie without a name is refused");
+	CHECK_DIAG(c, "error: t.yaml:17: DestinationRule default/dr: "
+		      "spec.trafficPolicy.portLevelSettings[2].loadBalancer.consistentHash.httpCookie."
+		      "name: required");
+	CHECK_DIAG(c, "unsupported: DestinationRule/spec.trafficPolicy.portLevelSettings[0]."
+		      "loadBalancer.consistentHash.minimumRingSize at t.yaml:13");
+	bm_config_free(c);
+	c = load("apiVersion: networking.istio.io/v1\n"
+		 "kind: DestinationRule\n"
+		 "metadata: {name: dr}\n"
+		 "spec:\n"
+		 "  host: backend\n"
+		 "  trafficPolicy:\n"
+		 "    loadBalancer: {consistentHash: {httpHeaderName: X-User}}\n"
+		 "    portLevelSettings:\n"
+		 "    - port: {number: 80}\n"
+		 "      loadBalancer:\n"
+		 "        consistentHash:\n"
+		 "          httpCookie: {name: aff, path: /app, ttl: 0s}\n"
+		 "    - port: {number: 81}\n"
+		 "      loadBalancer: {consistentHash: {httpQueryParameterName: s}}\n");
+	CHECK_ERRORS(c, 0, "good hash keys");
+	tp = &c->destination_rules[0].policy;
+	CHECK(c, tp->lb.hash == BM_HASH_HEADER && !strcmp(tp->lb.hash_name, "x-user"),
+	      "httpHeaderName, lowercased");
+	CHECK(c, tp->n_ports == 2 && tp->ports[0].lb.hash == BM_HASH_COOKIE &&
+			 !strcmp(tp->ports[0].lb.hash_name, "aff") &&
+			 !strcmp(tp->ports[0].lb.cookie_path, "/app") && tp->ports[0].lb.cookie_ttl_set &&
+			 tp->ports[0].lb.cookie_ttl_s == 0,
+	      "httpCookie: name, path, ttl 0s (a session cookie)");
+	CHECK(c, tp->ports[1].lb.hash == BM_HASH_QUERY && !strcmp(tp->ports[1].lb.hash_name, "s"),
+	      "httpQueryParameterName");
+	CHECK(c, !tp->lb.hash_source_ip, "not the kernel's source-IP hash");
 	bm_config_free(c);
 }
 
@@ -1555,6 +1615,7 @@ int main(void)
 		cmocka_unit_test(test_service_entry_bad),
 		cmocka_unit_test(test_destination_rule),
 		cmocka_unit_test(test_destination_rule_bad),
+		cmocka_unit_test(test_destination_rule_hash),
 		cmocka_unit_test(test_virtual_service),
 		cmocka_unit_test(test_virtual_service_bad),
 		cmocka_unit_test(test_kinds_dispatch),

@@ -414,6 +414,123 @@ static void test_no_match_and_no_endpoint(void **state)
 	drop(&w);
 }
 
+/* consistentHash at L7: the same key goes to the same endpoint, keys spread over them, a
+ * request without the key is balanced as without a hash; httpCookie with a ttl gives a client
+ * without the cookie one (set-cookie) and hashes on it; ejection moves a key elsewhere and it
+ * stays there. */
+static const char *dr_hash(const char *key)
+{
+	static char buf[1024];
+
+	snprintf(buf, sizeof(buf),
+		 "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+		 "metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
+		 "  trafficPolicy:\n    loadBalancer: {consistentHash: {%s}}\n"
+		 "    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}\n", key);
+	return buf;
+}
+
+static const char *const vs_plain =
+	"apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+	"metadata: {name: backend, namespace: default}\nspec:\n  hosts: [backend]\n"
+	"  http:\n  - route: [{destination: {host: backend}}]\n";
+
+/* Endpoints that answered 20 requests with header/path as given, as "a,b" sorted names. */
+static int distinct(struct world *w, struct rq *q, char *first, size_t len)
+{
+	char seen[3][80] = { "", "", "" };
+	struct bm_l7_decision d;
+	int n = 0;
+
+	for (int i = 0; i < 20; i++) {
+		route(w, q, &d);
+		assert_int_equal(d.action, BM_L7_FORWARD);
+		const char *e = fmt(&d.upstream);
+		int k;
+
+		for (k = 0; k < n && strcmp(seen[k], e); k++)
+			;
+		if (k == n && n < 3)
+			snprintf(seen[n++], sizeof(seen[0]), "%s", e);
+	}
+	if (first)
+		snprintf(first, len, "%s", seen[0]);
+	return n;
+}
+
+static void test_consistent_hash(void **state)
+{
+	struct world w;
+	struct bm_l7_decision d;
+	struct rq q;
+	char ep[80], ep2[80], keys[3][80];
+	int spread = 0;
+
+	(void)state;
+	build(&w, NULL, 0, pods, svc, dr_hash("httpHeaderName: X-User"), vs_plain, NULL);
+	for (int u = 0; u < 30; u++) {
+		char val[16];
+
+		snprintf(val, sizeof(val), "user-%d", u);
+		rq_init(&q, "10.96.0.10", 80, "/x");
+		rq_header(&q, "x-user", val);
+		assert_int_equal(distinct(&w, &q, ep, sizeof(ep)), 1); /* sticky */
+		if (u < 3)
+			snprintf(keys[u], sizeof(keys[u]), "%s", ep);
+		spread |= 1 << (ep[10] - '0'); /* 10.244.1.1X */
+	}
+	assert_int_equal(spread, 7); /* 30 users over all three endpoints */
+	rq_init(&q, "10.96.0.10", 80, "/x");
+	assert_int_equal(distinct(&w, &q, NULL, 0), 3); /* no header: round robin */
+	/* The hashed endpoint fails: ejected (consecutive5xxErrors 1), the key moves, and stays. */
+	rq_init(&q, "10.96.0.10", 80, "/x");
+	rq_header(&q, "X-USER", "user-0");
+	route(&w, &q, &d);
+	assert_string_equal(fmt(&d.upstream), keys[0]);
+	assert_int_equal(bm_router_outcome(w.r, d.cluster, &d.upstream, BM_L7_OUT_RESPONSE, 503, 0), 1);
+	assert_int_equal(distinct(&w, &q, ep2, sizeof(ep2)), 1);
+	assert_string_not_equal(ep2, keys[0]);
+	drop(&w);
+
+	/* Query parameter, and the source address. */
+	build(&w, NULL, 0, pods, svc, dr_hash("httpQueryParameterName: session"), vs_plain, NULL);
+	rq_init(&q, "10.96.0.10", 80, "/a?x=1&session=abc&y=2");
+	assert_int_equal(distinct(&w, &q, ep, sizeof(ep)), 1);
+	rq_init(&q, "10.96.0.10", 80, "/b?session=abc");
+	assert_int_equal(distinct(&w, &q, ep2, sizeof(ep2)), 1);
+	assert_string_equal(ep, ep2); /* same value, other path */
+	rq_init(&q, "10.96.0.10", 80, "/b?sessionx=abc");
+	assert_int_equal(distinct(&w, &q, NULL, 0), 3);
+	drop(&w);
+	build(&w, NULL, 0, pods, svc, dr_hash("useSourceIp: true"), vs_plain, NULL);
+	rq_init(&q, "10.96.0.10", 80, "/");
+	sa("10.244.0.7", 40000, &q.req.client);
+	assert_int_equal(distinct(&w, &q, NULL, 0), 1);
+	drop(&w);
+
+	/* httpCookie: with a ttl, a cookie is set and hashed on; then the client sends it. */
+	build(&w, NULL, 0, pods, svc,
+	      dr_hash("httpCookie: {name: bm-affinity, path: /, ttl: 3600s}"), vs_plain, NULL);
+	rq_init(&q, "10.96.0.10", 80, "/");
+	route(&w, &q, &d);
+	assert_int_equal(d.resp_edits.n_add, 1);
+	assert_string_equal(d.resp_edits.add[0].name, "set-cookie");
+	const char *sc = d.resp_edits.add[0].value;
+	char cookie[128];
+
+	assert_int_equal(strncmp(sc, "bm-affinity=\"", 13), 0);
+	assert_non_null(strstr(sc, "\"; Max-Age=3600; Path=/; HttpOnly"));
+	snprintf(ep, sizeof(ep), "%s", fmt(&d.upstream));
+	snprintf(cookie, sizeof(cookie), "theme=dark; bm-affinity=%.*s", 18, sc + 12);
+	rq_init(&q, "10.96.0.10", 80, "/");
+	rq_header(&q, "cookie", cookie);
+	assert_int_equal(distinct(&w, &q, ep2, sizeof(ep2)), 1);
+	assert_string_equal(ep, ep2); /* the cookie's endpoint is the one that set it */
+	route(&w, &q, &d);
+	assert_int_equal(d.resp_edits.n_add, 0); /* it has the cookie: none set */
+	drop(&w);
+}
+
 /* A DestinationRule under http rules: its connectionPool limits go with each request; ejected
  * endpoints are skipped and come back after their time, within maxEjectionPercent. Without
  * the http rules the port is not the router's at all (the kernel routes it). */
@@ -500,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_callers_and_unknown),
 		cmocka_unit_test(test_no_match_and_no_endpoint),
 		cmocka_unit_test(test_destination_rule_policies),
+		cmocka_unit_test(test_consistent_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

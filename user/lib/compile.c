@@ -51,7 +51,8 @@ static const struct bm_lb_policy *policy_lb(const struct bm_traffic_policy *tp, 
 	return tp->lb.set ? &tp->lb : NULL;
 }
 
-uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t port)
+const struct bm_lb_policy *bm_compile_lb_policy(const struct bm_cat_svc *s, const char *subset,
+						uint16_t port)
 {
 	const struct bm_lb_policy *p = NULL;
 
@@ -63,8 +64,32 @@ uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t 
 	}
 	if (!p && s->dr)
 		p = policy_lb(&s->dr->policy, port);
-	/* Istio's default is LEAST_REQUEST. */
+	return p;
+}
+
+uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t port)
+{
+	const struct bm_lb_policy *p = bm_compile_lb_policy(s, subset, port);
+
+	/* Istio's default is LEAST_REQUEST. A hash on HTTP fields has no meaning for the kernel's
+	 * connections: they get the default too (and a diagnostic, l7_diags). */
 	return p ? lb_of(p) : BM_LB_LEAST_REQUEST;
+}
+
+/* Does a level of s's DestinationRule hash port's requests on HTTP fields (header, cookie,
+ * query parameter)? */
+static bool lb_wants_l7(const struct bm_cat_svc *s, uint16_t port)
+{
+	const struct bm_lb_policy *p = s->dr ? bm_compile_lb_policy(s, NULL, port) : NULL;
+
+	if (p && p->hash >= BM_HASH_HEADER)
+		return true;
+	for (size_t i = 0; s->dr && i < s->dr->n_subsets; i++) {
+		p = bm_compile_lb_policy(s, s->dr->subsets[i].name, port);
+		if (p && p->hash >= BM_HASH_HEADER)
+			return true;
+	}
+	return false;
 }
 
 /* connectionPool and outlierDetection: the first level that sets one, as for loadBalancer
@@ -531,6 +556,16 @@ static void l7_diags(const struct bm_catalog *cat, const struct bm_compile_opts 
 				       "DestinationRule %s/%s: connectionPool and outlierDetection "
 				       "for %s port %u, routed in the kernel (%s): enforced by the "
 				       "agent on HTTP ports with VirtualService http routes only",
+				       s->dr->meta.ns, s->dr->meta.name, s->host, sp->port,
+				       !bm_port_http_capable(sp) ? "a TCP port" :
+				       s->vs && s->vs->n_tcp ? "tcp routes" : "no http routes");
+		if (s->dr && sp->proto == BM_PROTO_TCP && !l7 && !s->passthrough &&
+		    lb_wants_l7(s, sp->port))
+			bm_config_diag(cat->cfg, BM_DIAG_UNSUPPORTED, &s->dr->meta.loc,
+				       "DestinationRule %s/%s: consistentHash on an HTTP header, "
+				       "cookie or query parameter for %s port %u, routed in the "
+				       "kernel (%s): connections are balanced by LEAST_REQUEST; the "
+				       "hash applies on HTTP ports with VirtualService http routes",
 				       s->dr->meta.ns, s->dr->meta.name, s->host, sp->port,
 				       !bm_port_http_capable(sp) ? "a TCP port" :
 				       s->vs && s->vs->n_tcp ? "tcp routes" : "no http routes");

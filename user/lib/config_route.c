@@ -8,9 +8,76 @@
 
 /* ---- DestinationRule ---- */
 
+static void lb_free(struct bm_lb_policy *lb)
+{
+	free(lb->hash_name);
+	free(lb->cookie_path);
+}
+
 static void policy_free(struct bm_traffic_policy *t)
 {
+	lb_free(&t->lb);
+	for (size_t i = 0; i < t->n_ports; i++)
+		lb_free(&t->ports[i].lb);
 	free(t->ports);
+}
+
+/* consistentHash: exactly one key, as Istio's oneof. */
+static void consistent_hash(struct bm_px *p, const struct bm_ynode *ch, struct bm_lb_policy *lb)
+{
+	static const char *const hknown[] = { "useSourceIp", "httpHeaderName", "httpCookie",
+					       "httpQueryParameterName", NULL };
+	static const char *const cknown[] = { "name", "path", "ttl", NULL };
+	const struct bm_ynode *ck = NULL;
+	int n = 0;
+
+	bm_px_unknown(p, ch, hknown);
+	if (bm_px_fbool(p, ch, "useSourceIp", &lb->hash_source_ip) == 1 && lb->hash_source_ip) {
+		lb->hash = BM_HASH_SOURCE_IP;
+		n++;
+	}
+	if (bm_px_fdup(p, ch, "httpHeaderName", &lb->hash_name) == 1) {
+		for (char *c = lb->hash_name; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		lb->hash = BM_HASH_HEADER;
+		n++;
+	}
+	if (bm_px_fmap(p, ch, "httpCookie", &ck) == 1) {
+		size_t m = bm_px_push(p, "httpCookie");
+		uint32_t ttl_ms = 0;
+
+		bm_px_unknown(p, ck, cknown);
+		if (lb->hash_name) {
+			free(lb->hash_name);
+			lb->hash_name = NULL;
+		}
+		if (bm_px_fdup(p, ck, "name", &lb->hash_name) != 1) {
+			size_t mn = bm_px_push(p, "name");
+
+			bm_px_err(p, bm_px_key_line(ch, "httpCookie"), "required");
+			bm_px_pop(p, mn);
+		}
+		bm_px_fdup(p, ck, "path", &lb->cookie_path);
+		if (bm_px_fduration(p, ck, "ttl", 0, &ttl_ms) == 1) {
+			lb->cookie_ttl_set = true;
+			lb->cookie_ttl_s = ttl_ms / 1000;
+		}
+		bm_px_pop(p, m);
+		lb->hash = BM_HASH_COOKIE;
+		n++;
+	}
+	if (bm_px_val(ch, "httpQueryParameterName")) {
+		free(lb->hash_name);
+		lb->hash_name = NULL;
+		if (bm_px_fdup(p, ch, "httpQueryParameterName", &lb->hash_name) == 1) {
+			lb->hash = BM_HASH_QUERY;
+			n++;
+		}
+	}
+	if (n > 1)
+		bm_px_err(p, ch->line, "consistentHash takes one hash key (useSourceIp, "
+				       "httpHeaderName, httpCookie or httpQueryParameterName)");
 }
 
 void bm_cfg_destination_rule_free(struct bm_destination_rule *x)
@@ -29,7 +96,6 @@ void bm_cfg_destination_rule_free(struct bm_destination_rule *x)
 static void load_balancer(struct bm_px *p, const struct bm_ynode *parent, struct bm_lb_policy *lb)
 {
 	static const char *const known[] = { "simple", "consistentHash", NULL };
-	static const char *const hknown[] = { "useSourceIp", NULL };
 	static const char *const simple[] = { "UNSPECIFIED", "ROUND_ROBIN", "RANDOM",
 					      "LEAST_REQUEST", "LEAST_CONN", "PASSTHROUGH", NULL };
 	static const enum bm_lb_simple sval[] = { BM_LBS_UNSET, BM_LBS_ROUND_ROBIN, BM_LBS_RANDOM,
@@ -53,8 +119,7 @@ static void load_balancer(struct bm_px *p, const struct bm_ynode *parent, struct
 			bm_px_err(p, bm_px_key_line(m, "consistentHash"),
 				  "simple and consistentHash are exclusive");
 		mh = bm_px_push(p, "consistentHash");
-		bm_px_unknown(p, ch, hknown);
-		bm_px_fbool(p, ch, "useSourceIp", &lb->hash_source_ip);
+		consistent_hash(p, ch, lb);
 		bm_px_pop(p, mh);
 	}
 	bm_px_pop(p, mark);

@@ -165,10 +165,24 @@ enum bm_lb_simple {
 	BM_LBS_PASSTHROUGH,
 };
 
+/* consistentHash's hash key (Istio's oneof). */
+enum bm_hash_key {
+	BM_HASH_NONE = 0,
+	BM_HASH_SOURCE_IP,        /* useSourceIp */
+	BM_HASH_HEADER,           /* httpHeaderName: hash_name, lowercase */
+	BM_HASH_COOKIE,           /* httpCookie: hash_name, cookie_path, cookie_ttl_* */
+	BM_HASH_QUERY,            /* httpQueryParameterName: hash_name */
+};
+
 struct bm_lb_policy {
 	bool set;                 /* loadBalancer present at this level */
 	enum bm_lb_simple simple; /* when not consistent hash */
 	bool hash_source_ip;      /* consistentHash.useSourceIp */
+	enum bm_hash_key hash;    /* consistentHash's key, BM_HASH_NONE: no consistentHash */
+	char *hash_name;          /* header (lowercased), cookie or query parameter name */
+	char *cookie_path;        /* httpCookie.path, NULL: none */
+	bool cookie_ttl_set;      /* httpCookie.ttl given: a missing cookie is generated */
+	uint32_t cookie_ttl_s;    /* ... with this Max-Age (0: a session cookie) */
 	struct bm_loc loc;
 };
 

@@ -13,6 +13,7 @@
 #include "blobtab.h"
 #include "bm_svc.h"
 #include "http_match.h"
+#include "lb_hash.h"
 #include "outlier.h"
 #include "tables.h"
 
@@ -25,6 +26,10 @@ struct cluster {
 	uint32_t lb;                   /* enum bm_lb: ROUND_ROBIN or RANDOM here (see docs/l7.md) */
 	uint32_t rr;
 	struct bm_l7_pool pool;        /* DestinationRule connectionPool (circuit breaking) */
+	/* loadBalancer.consistentHash (in the pinned config), with a Maglev ring per family
+	 * over ep4 / ep6 (NULL: too many endpoints, or none). */
+	const struct bm_lb_policy *hash;
+	uint32_t *ring4, *ring6, m4, m6;
 	struct bm_outlier_policy od;   /* DestinationRule outlierDetection (od.set: on) */
 };
 
@@ -69,6 +74,7 @@ struct bm_router {
 	uint64_t rnd;                  /* xorshift state */
 	char path_buf[8192];           /* rewritten path of the last call */
 	char loc_buf[8192];            /* redirect location of the last call */
+	char cookie_buf[1024];         /* set-cookie of the last call (consistentHash httpCookie) */
 };
 
 /* Istio's default retry policy when a route says nothing: two retries on connection failures,
@@ -137,6 +143,8 @@ static void cluster_free(struct cluster *c)
 	free(c->name);
 	free(c->ep4);
 	free(c->ep6);
+	free(c->ring4);
+	free(c->ring6);
 }
 
 void bm_router_free(struct bm_router *r)
@@ -230,6 +238,16 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 			ss_from_ip(&ip, port, &c->ep4[c->n4++]);
 		if (!bm_cat_ep_addr(ep, false, &ip))
 			ss_from_ip(&ip, port, &c->ep6[c->n6++]);
+	}
+	const struct bm_lb_policy *lbp = bm_compile_lb_policy(s, subset, p->port);
+
+	if (lbp && lbp->hash != BM_HASH_NONE) {
+		c->hash = lbp;
+		if (bm_lb_ring_build(c->ep4, c->n4, &c->ring4, &c->m4) ||
+		    bm_lb_ring_build(c->ep6, c->n6, &c->ring6, &c->m6)) {
+			cluster_free(c);
+			goto fail;
+		}
 	}
 	e->val = r->n_clusters;
 	return (uint32_t)r->n_clusters++;
@@ -444,22 +462,29 @@ static bool ejected(const struct bm_router *r, const struct cluster *c,
 /* An endpoint of c, in the family of the original destination when it has one there; not an
  * ejected one (outlierDetection) unless fewer than minHealthPercent are healthy (Envoy's
  * panic mode); not avoid (a retry's last endpoint, Istio's previous_hosts) when another can
- * be had. -ENOENT when there is none. */
+ * be had. hash (consistentHash; NULL: none) starts from its slot of the cluster's ring, and
+ * the skips go on from there. -ENOENT when there is none. */
 static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
-			 const struct sockaddr_storage *avoid, struct sockaddr_storage *out)
+			 const struct sockaddr_storage *avoid, const uint64_t *hash,
+			 struct sockaddr_storage *out)
 {
-	struct sockaddr_storage *v = family == AF_INET6 ? c->ep6 : c->ep4;
-	size_t n = family == AF_INET6 ? c->n6 : c->n4, healthy;
+	bool v6 = family == AF_INET6;
+	struct sockaddr_storage *v = v6 ? c->ep6 : c->ep4;
+	size_t n = v6 ? c->n6 : c->n4, healthy;
 	bool panic = false;
 	uint32_t i;
 
 	if (!n) {
-		v = family == AF_INET6 ? c->ep4 : c->ep6;
-		n = family == AF_INET6 ? c->n4 : c->n6;
+		v6 = !v6;
+		v = v6 ? c->ep6 : c->ep4;
+		n = v6 ? c->n6 : c->n4;
 	}
 	if (!n)
 		return -ENOENT;
-	i = c->lb == BM_LB_RANDOM ? rnd32(r) : c->rr++;
+	if (hash && (v6 ? c->ring6 : c->ring4))
+		i = (v6 ? c->ring6 : c->ring4)[*hash % (v6 ? c->m6 : c->m4)];
+	else
+		i = c->lb == BM_LB_RANDOM ? rnd32(r) : c->rr++;
 	if (c->od.set && bm_outlier_n_ejected(r->od)) {
 		healthy = 0;
 		for (size_t k = 0; k < n; k++)
@@ -509,7 +534,7 @@ int bm_router_tcp_pick(struct bm_router *r, const struct sockaddr_storage *orig,
 
 	if (!rp)
 		return -ENOENT;
-	return pick_endpoint(r, &r->clusters[rp->own], orig->ss_family, NULL, out);
+	return pick_endpoint(r, &r->clusters[rp->own], orig->ss_family, NULL, NULL, out);
 }
 
 static void respond(struct bm_l7_decision *d, int status, const char *body)
@@ -557,6 +582,33 @@ static void redirect(struct bm_router *r, const struct bm_http_req *req,
 	d->location = r->loc_buf;
 }
 
+/* The request's consistentHash key for c, when c hashes and the request has the key; with
+ * httpCookie and a ttl, a client without the cookie gets a new one (Envoy's way): *set_cookie,
+ * the field in r->cookie_buf. */
+static bool req_hash(struct bm_router *r, const struct cluster *c, const struct bm_http_req *req,
+		     uint64_t *hash, bool *set_cookie)
+{
+	*set_cookie = false;
+	if (!c->hash)
+		return false;
+	if (bm_lb_req_hash(c->hash, req, hash))
+		return true;
+	if (c->hash->hash == BM_HASH_COOKIE && c->hash->cookie_ttl_set &&
+	    !bm_lb_cookie_new(c->hash, ((uint64_t)rnd32(r) << 32) | rnd32(r), r->cookie_buf,
+			      sizeof(r->cookie_buf), hash)) {
+		*set_cookie = true;
+		return true;
+	}
+	return false;
+}
+
+static void add_set_cookie(struct bm_router *r, struct bm_l7_decision *d, bool set_cookie)
+{
+	if (set_cookie && d->resp_edits.n_add < BM_L7_MAX_EDITS)
+		d->resp_edits.add[d->resp_edits.n_add++] =
+			(struct bm_http_edit){ .name = "set-cookie", .value = r->cookie_buf };
+}
+
 void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
 {
 	struct bm_router *r = arg;
@@ -567,6 +619,8 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	struct vsc *v;
 	struct cluster *c;
 	int rule, entry = -1, di;
+	uint64_t hash = 0;
+	bool has_hash = false, set_cookie = false;
 
 	memset(d, 0, sizeof(*d));
 	if (!rp) {
@@ -581,11 +635,14 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 		 * default retries, the cluster's limits. */
 		c = &r->clusters[rp->own];
 		d->cluster = c->name;
+		has_hash = req_hash(r, c, req, &hash, &set_cookie);
 		if (pick_endpoint(r, c, req->orig_dst.ss_family,
-				  req->attempt ? &req->prev_upstream : NULL, &d->upstream)) {
+				  req->attempt ? &req->prev_upstream : NULL, has_hash ? &hash : NULL,
+				  &d->upstream)) {
 			respond(d, 503, "no healthy upstream");
 			return;
 		}
+		add_set_cookie(r, d, set_cookie);
 		d->action = BM_L7_FORWARD;
 		d->pool = c->pool;
 		d->retries = DEFAULT_RETRIES;
@@ -635,8 +692,9 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	}
 	c = &r->clusters[rp->dest[v->dest_base[rule] + (size_t)di]];
 	d->cluster = c->name;
+	has_hash = req_hash(r, c, req, &hash, &set_cookie);
 	if (pick_endpoint(r, c, req->orig_dst.ss_family, req->attempt ? &req->prev_upstream : NULL,
-			  &d->upstream)) {
+			  has_hash ? &hash : NULL, &d->upstream)) {
 		respond(d, 503, "no healthy upstream");
 		return;
 	}
@@ -652,6 +710,7 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	edits_add(&d->req_edits, &rt->route[di].headers.request);
 	edits_add(&d->resp_edits, &rt->headers.response);
 	edits_add(&d->resp_edits, &rt->route[di].headers.response);
+	add_set_cookie(r, d, set_cookie);
 	d->timeout_ms = rt->has_timeout ? rt->timeout_ms : 0;
 	if (rt->has_retries) {
 		d->retries = rt->retries.attempts;

@@ -95,6 +95,9 @@ bool bm_port_http_capable(const struct bm_cat_port *p);
 int bm_compile(const struct bm_catalog *cat, const struct bm_compile_opts *o, struct bm_tables *t);
 void bm_tables_free(struct bm_tables *t);
 
+/* The loadBalancer of a destination (subset, port level, as Istio merges them); NULL: none. */
+const struct bm_lb_policy *bm_compile_lb_policy(const struct bm_cat_svc *s, const char *subset,
+						uint16_t port);
 /* Load-balancing algorithm of a destination (subset, port level, as Istio merges them). */
 uint32_t bm_compile_lb(const struct bm_cat_svc *s, const char *subset, uint16_t port);
 /* The DestinationRule's connectionPool / outlierDetection for (subset, port), from the most
