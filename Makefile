@@ -32,7 +32,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += $(WARN) $(DEFS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUT) -I$(LLHTTP_INC) \
 	    $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
-LIBS     := -lbpf -lelf -lz -lyaml -lmnl -lpcre2-8
+LIBS     := -lbpf -lelf -lz -lyaml -lmnl -lpcre2-8 -lnghttp2
 
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPFCFLAGS := -target bpf -O2 -g -Wall -Werror $(DEFS) -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -I$(OUT)

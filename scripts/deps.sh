@@ -4,7 +4,7 @@ set -euo pipefail
 
 PKGS=(make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev libcmocka-dev
       libclang-rt-14-dev node-llhttp libmnl-dev libpcre2-dev libnghttp2-dev pkg-config iproute2 iptables curl socat netcat-openbsd
-      wrk iperf3 nginx-light haproxy openssl jq procps psmisc gnuplot-nox python3 valgrind gdb)
+      wrk iperf3 nghttp2-client python3-h2 python3-grpcio nginx-light haproxy openssl jq procps psmisc gnuplot-nox python3 valgrind gdb)
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: must run as root (bpf, netns, cgroups, apt)" >&2

@@ -219,8 +219,11 @@ expect_eq "$(json "$B" '.headers["x-forwarded-proto"]')" "http" "x-forwarded-pro
 
 cli curl -sS -o "$B" "$P/hop" -H 'Connection: keep-alive, X-Hop' -H 'X-Hop: 1' -H 'Keep-Alive: timeout=5' \
 	-H 'Proxy-Connection: keep-alive' -H 'TE: trailers' -H 'Upgrade: h2c'
-expect_eq "$(json "$B" '[.headers | keys[] | select(. == "connection" or . == "x-hop" or . == "keep-alive" or . == "proxy-connection" or . == "te" or . == "upgrade")] | length')" \
+expect_eq "$(json "$B" '[.headers | keys[] | select(. == "connection" or . == "x-hop" or . == "keep-alive" or . == "proxy-connection" or . == "upgrade")] | length')" \
 	0 "hop-by-hop headers (and those named in Connection) not forwarded"
+expect_eq "$(json "$B" '.headers.te')" "trailers" "te: trailers passed on (gRPC servers need it), as Envoy does"
+cli curl -sS -o "$B" "$P/hop" -H 'TE: gzip, deflate'
+expect_eq "$(json "$B" '.headers.te // "none"')" "none" "te other than trailers not forwarded"
 
 echo "# RESPOND"
 out=$(cli curl -sS -D "$H" -w ' %{http_code}' "$P/teapot/x")
@@ -292,6 +295,23 @@ expect "close-delimited upstream body: chunked to a 1.1 client" grep -qi '^trans
 expect_eq "$(sha <"$B")" "$(pattern_bytes 1000000 | sha)" "close-delimited download, content intact"
 out=$(cli curl -sS -w '%{num_connects} ' -o /dev/null http://127.0.0.1:15009/close/10 -o /dev/null http://127.0.0.1:15009/chunked/10)
 expect_eq "$out" "1 0 " "close-delimited upstream body: the client connection survives"
+cli curl -sS --raw -o "$B" http://127.0.0.1:15009/chunked/10 -H 'TE: trailers'
+expect "trailers: passed to a client that sent te: trailers" grep -qa '^x-trailer: t' "$B"
+cli curl -sS --raw -o "$B" http://127.0.0.1:15009/chunked/10
+expect "trailers: dropped for a client that did not ask for them" bash -c "! grep -qa 'x-trailer' '$B'"
+out=$(cli python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 15009))
+s.sendall(b"POST /req-trailers HTTP/1.1\r\nHost: u\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+          b"5\r\nhello\r\n0\r\nGrpc-Status: 0\r\nContent-Length: 9\r\nX-Sum:  abc \r\n\r\n")
+d = b""
+while True:
+    c = s.recv(65536)
+    if not c:
+        break
+    d += c
+print(d.split(b"\r\n\r\n", 1)[1].decode().replace("\r\n", "|"))')
+expect_eq "$out" "grpc-status: 0|x-sum: abc|" "request trailers passed upstream (lowercased; content-length dropped)"
 cli curl -0 -sS -D "$H" -o "$B" http://127.0.0.1:15009/chunked/100000
 expect "HTTP/1.0 client: close-delimited, no chunked" bash -c "grep -qi '^connection: close' '$H' && ! grep -qi chunked '$H'"
 expect_eq "$(sha <"$B")" "$(pattern_bytes 100000 | sha)" "HTTP/1.0 client: content intact"

@@ -133,6 +133,11 @@ def serve_one(conn):
                 while conn.recv(65536):
                     pass
                 return
+            if path == "/req-trailers":  # a chunked request: answer with its trailer lines
+                trailers, buf = read_chunked_trailers(conn, buf)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(trailers) +
+                             trailers)
+                continue
             if path.startswith("/chunked/"):
                 send_chunked(conn, int(path[9:]))
             elif path.startswith("/close/"):
@@ -159,6 +164,24 @@ def read_head_from(sock, data):
         name, _, value = line.partition(":")
         fields[name.strip().lower()] = value.strip()
     return lines[0], fields, rest
+
+
+def read_chunked_trailers(sock, data):
+    """Reads a chunked body from data + sock; returns its trailer section and what follows."""
+    while True:
+        while b"\r\n" not in data:
+            data += sock.recv(4096) or b"\0"
+        size_line, data = data.split(b"\r\n", 1)
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        while len(data) < size + 2:
+            data += sock.recv(65536) or b"\0"
+        data = data[size + 2:]
+    while b"\r\n\r\n" not in b"\r\n" + data:
+        data += sock.recv(4096) or b"\0"
+    end = (b"\r\n" + data).index(b"\r\n\r\n")
+    return data[:end], data[end + 2:]
 
 
 def websocket(conn, key, path, buf):

@@ -531,6 +531,56 @@ static void test_consistent_hash(void **state)
 	drop(&w);
 }
 
+/* The upstream protocol of each cluster, as Istio sets it: HTTP/2 for http2/grpc ports; for
+ * http ports HTTP/1.1 unless h2UpgradePolicy UPGRADE, or the client's with useClientProtocol;
+ * for ports that declare nothing, the client's. */
+static void test_upstream_protocol(void **state)
+{
+	static const char *const svc_protos =
+		"apiVersion: v1\nkind: Service\nmetadata: {name: backend, namespace: default}\n"
+		"spec:\n  clusterIPs: [10.96.0.10]\n"
+		"  ports: [{name: http, port: 80, targetPort: 8080}, {name: grpc-api, port: 81,"
+		" targetPort: 8080}, {name: web, port: 82, targetPort: 8080}, {name: x, port: 83,"
+		" targetPort: 8080, appProtocol: kubernetes.io/h2c}]\n"
+		"  selector: {app: backend}\n";
+	static const char *const vs_all =
+		"apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  hosts: [backend]\n"
+		"  http:\n  - route: [{destination: {host: backend}}]\n";
+	static const char *const dr_up =
+		"apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+		"metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
+		"  trafficPolicy:\n    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n"
+		"    portLevelSettings:\n    - port: {number: 82}\n"
+		"      connectionPool: {http: {useClientProtocol: true}}\n";
+	/* port, the client speaks HTTP/2, want (without the DestinationRule, with it) */
+	static const struct {
+		uint16_t port;
+		bool h2;
+		uint32_t want, want_dr;
+	} cases[] = {
+		{ 80, false, BM_L7_PROTO_H1, BM_L7_PROTO_H2 }, { 80, true, BM_L7_PROTO_H1, BM_L7_PROTO_H2 },
+		{ 81, false, BM_L7_PROTO_H2, BM_L7_PROTO_H2 }, { 83, false, BM_L7_PROTO_H2, BM_L7_PROTO_H2 },
+		{ 82, false, BM_L7_PROTO_H1, BM_L7_PROTO_H1 }, { 82, true, BM_L7_PROTO_H2, BM_L7_PROTO_H2 },
+	};
+	struct world w;
+	struct bm_l7_decision d;
+	struct rq q;
+
+	(void)state;
+	for (int with_dr = 0; with_dr < 2; with_dr++) {
+		build(&w, NULL, 0, pods, svc_protos, vs_all, with_dr ? dr_up : NULL, NULL);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			rq_init(&q, "10.96.0.10", cases[i].port, "/");
+			q.req.http2 = cases[i].h2;
+			route(&w, &q, &d);
+			assert_int_equal(d.action, BM_L7_FORWARD);
+			assert_int_equal(d.upstream_proto, with_dr ? cases[i].want_dr : cases[i].want);
+		}
+		drop(&w);
+	}
+}
+
 /* A DestinationRule under http rules: its connectionPool limits go with each request; ejected
  * endpoints are skipped and come back after their time, within maxEjectionPercent. Without
  * the http rules the port is not the router's at all (the kernel routes it). */
@@ -618,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_no_match_and_no_endpoint),
 		cmocka_unit_test(test_destination_rule_policies),
 		cmocka_unit_test(test_consistent_hash),
+		cmocka_unit_test(test_upstream_protocol),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

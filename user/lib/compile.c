@@ -395,6 +395,29 @@ static uint32_t build_route(const struct bm_catalog *cat, struct bm_tables *t,
 }
 
 /* Istio's protocol selection: the port name's prefix before "-", or appProtocol. */
+enum bm_port_http bm_port_http_kind(const struct bm_cat_port *p)
+{
+	static const char *const h2[] = { "http2", "grpc", "grpc-web", "h2c", "kubernetes.io/h2c",
+					  NULL };
+	const char *proto = p->app_protocol;
+	char prefix[32];
+
+	if (!bm_port_http_capable(p))
+		return BM_PORT_NOT_HTTP;
+	if (!proto && p->name) {
+		size_t n = strcspn(p->name, "-");
+
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)(n < 31 ? n : 31), p->name);
+		proto = prefix;
+	}
+	if (!proto)
+		return BM_PORT_AUTO;
+	for (int i = 0; h2[i]; i++)
+		if (!strcasecmp(proto, h2[i]))
+			return BM_PORT_HTTP2;
+	return strcasecmp(proto, "http") ? BM_PORT_AUTO : BM_PORT_HTTP1;
+}
+
 bool bm_port_http_capable(const struct bm_cat_port *p)
 {
 	static const char *const http[] = { "http", "http2", "grpc", "grpc-web", "h2c",

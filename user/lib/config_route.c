@@ -132,7 +132,8 @@ static void conn_pool(struct bm_px *p, const struct bm_ynode *parent, struct bm_
 	static const char *const tknown[] = { "maxConnections", "connectTimeout", NULL };
 	static const char *const hknown[] = { "http1MaxPendingRequests", "http2MaxRequests",
 					       "maxRequestsPerConnection", "maxRetries",
-					       "idleTimeout", "h2UpgradePolicy", NULL };
+					       "idleTimeout", "h2UpgradePolicy",
+					       "useClientProtocol", NULL };
 	static const char *const h2[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE", NULL };
 	const struct bm_ynode *m = NULL, *t = NULL, *h = NULL;
 	size_t mark, mk;
@@ -156,7 +157,7 @@ static void conn_pool(struct bm_px *p, const struct bm_ynode *parent, struct bm_
 	}
 	if (bm_px_fmap(p, m, "http", &h) == 1) {
 		mk = bm_px_push(p, "http");
-		bm_px_unknown(p, h, hknown); /* useClientProtocol, maxConcurrentStreams, ... */
+		bm_px_unknown(p, h, hknown); /* maxConcurrentStreams, ... */
 		if (bm_px_fint(p, h, "http1MaxPendingRequests", 0, INT32_MAX, &v) == 1)
 			cp->max_pending = (uint32_t)v;
 		if (bm_px_fint(p, h, "http2MaxRequests", 0, INT32_MAX, &v) == 1)
@@ -166,9 +167,9 @@ static void conn_pool(struct bm_px *p, const struct bm_ynode *parent, struct bm_
 		if (bm_px_fint(p, h, "maxRetries", 0, INT32_MAX, &v) == 1)
 			cp->max_retries = (uint32_t)v;
 		bm_px_fduration(p, h, "idleTimeout", 1, &cp->idle_timeout_ms);
-		/* HTTP/1.1 upstreams only for now: UPGRADE cannot be honoured. */
-		if (bm_px_fenum(p, h, "h2UpgradePolicy", h2, &e) == 1 && e == 2)
-			bm_px_unsup(p, bm_px_key_line(h, "h2UpgradePolicy"), "=UPGRADE");
+		if (bm_px_fenum(p, h, "h2UpgradePolicy", h2, &e) == 1)
+			cp->h2_upgrade = (uint8_t)e;
+		bm_px_fbool(p, h, "useClientProtocol", &cp->use_client_protocol);
 		bm_px_pop(p, mk);
 	}
 	bm_px_pop(p, mark);

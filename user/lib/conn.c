@@ -387,17 +387,33 @@ static void conn_free(struct bm_ev_defer *d)
 	free(bm_container_of(d, struct bm_conn, dead));
 }
 
-void bm_conn_destroy(struct bm_conn *c)
+/* Unregisters c and frees it after the batch; its fd is returned, not closed. */
+static int conn_release(struct bm_conn *c)
 {
-	if (!c || bm_conn_closed(c))
-		return;
+	int fd = c->ev.fd;
+
 	bm_ev_file_del(c->loop, &c->ev);
 	if (c->io_free)
 		c->io_free(c);
-	close(c->ev.fd);
 	c->ev.fd = -1;
 	c->on_event = NULL;
 	bm_buf_release(&c->in);
 	bm_buf_release(&c->out);
 	bm_ev_defer(c->loop, &c->dead, conn_free);
+	return fd;
 }
+
+int bm_conn_take_fd(struct bm_conn *c)
+{
+	if (!c || bm_conn_closed(c))
+		return -1;
+	return conn_release(c);
+}
+
+void bm_conn_destroy(struct bm_conn *c)
+{
+	if (!c || bm_conn_closed(c))
+		return;
+	close(conn_release(c));
+}
+

@@ -119,6 +119,9 @@ bool bm_conn_check_error(struct bm_conn *c);
 /* Unregisters and closes the fd, frees the buffers and transport state, and frees c after
  * the current batch. NULL is ignored. */
 void bm_conn_destroy(struct bm_conn *c);
+/* As bm_conn_destroy, but the fd is returned open (ownership moves to the caller), or -1
+ * when c is NULL or closed. Buffered bytes are dropped: take them first. */
+int bm_conn_take_fd(struct bm_conn *c);
 
 static inline bool bm_conn_closed(const struct bm_conn *c)
 {

@@ -51,6 +51,7 @@ struct bm_h1_stats {
 	uint64_t overflows;              /* endpoint connection limit hit, or a body beyond the
 					  * retry buffer when a retry was wanted */
 	uint64_t upgrades;               /* tunnels after 101 */
+	uint64_t h2c_handoffs;           /* h2c upgrades handed to the h2 front */
 	/* Circuit breaking, per cluster limits (bm_l7_pool); Envoy's names. */
 	uint64_t cx_overflow;            /* max_connections kept a request from a new connection */
 	uint64_t rq_pending_total;       /* requests that waited for a connection */
@@ -61,6 +62,44 @@ struct bm_h1_stats {
 
 struct bm_h1_proxy;
 
+/* Who a client connection is, for bm_h1_proxy_serve_ex: the HTTP/2 front (h2.h) serves each
+ * of its streams on an internal connection whose peer is not the client. */
+struct bm_h1_peer {
+	struct sockaddr_storage orig_dst; /* where the client was going; AF_UNSPEC: unknown */
+	struct sockaddr_storage client;   /* the client; AF_UNSPEC: getpeername of the fd */
+	uint32_t caller_wl;               /* bm_wl id, 0: unknown */
+	uint32_t flags;                   /* BM_H1_PEER_* */
+};
+
+/* The client speaks HTTP/2 through the h2 front: the router sees req->http2, trailers pass
+ * both ways, and the connection is internal (its requests are the front's streams). */
+#define BM_H1_PEER_H2 0x1u
+
+/* An HTTP/1.1 client asked to switch to h2c (RFC 7540 3.2: "Upgrade: h2c" with an
+ * HTTP2-Settings field, on a request without a body). The engine hands the connection over
+ * as it is: nothing was answered; the taker sends the 101 and serves the request as stream 1.
+ * Everything here is valid only during the call. */
+struct bm_h1_h2c {
+	const struct bm_http_req *req;    /* the request: method, path, authority, fields (its
+					   * hop-by-hop fields, upgrade and http2-settings included) */
+	const char *settings;             /* the HTTP2-Settings value (base64url), as sent */
+	size_t settings_len;
+	const void *rest;                 /* bytes the client sent after the request (its preface) */
+	size_t rest_len;
+};
+
+/* Takes fd (closes it on failure); returns 0 or -errno. */
+typedef int (*bm_h1_h2c_fn)(void *arg, int fd, const struct bm_h1_peer *peer,
+			    const struct bm_h1_h2c *up);
+/* Opens a connection to an HTTP/2 endpoint for the engine (the h2 back): an fd on which the
+ * engine writes HTTP/1.1 requests, one at a time, keep-alive, and reads their responses.
+ * cluster: the decision's (may be NULL), lim: its limits. Returns the fd or -errno. A failure
+ * reaching the endpoint is answered on the fd as a response with "x-bm-h2-fail: <what>"
+ * (connect, reset, refused-stream, overflow, protocol), which the engine takes as that
+ * failure (retries, outlier detection), never as a response to forward. */
+typedef int (*bm_h1_h2_open_fn)(void *arg, const struct sockaddr_storage *ep,
+				const char *cluster, const struct bm_l7_pool *lim);
+
 /* opts may be NULL (all defaults); route is called once per attempt. */
 struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_opts *opts,
 				    bm_l7_route_fn route, void *arg);
@@ -69,6 +108,13 @@ struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_o
  * Returns 0 or -errno (-ESHUTDOWN after bm_h1_proxy_drain). */
 int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
 		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl);
+/* As bm_h1_proxy_serve, with the peer given (bm_h1_peer). */
+int bm_h1_proxy_serve_ex(struct bm_h1_proxy *px, int client_fd, const struct bm_h1_peer *peer);
+/* HTTP/2: h2c upgrades go to h2c (NULL: "upgrade: h2c" is dropped and the request served as
+ * HTTP/1.1, as Envoy does); decisions with upstream_proto BM_L7_PROTO_H2 connect through open
+ * (NULL: such a request is answered 503). */
+void bm_h1_proxy_set_h2(struct bm_h1_proxy *px, bm_h1_h2c_fn h2c, bm_h1_h2_open_fn open,
+			void *arg);
 const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px);
 /* fn is called once after each attempt that reached, or tried to reach, an endpoint (l7.h);
  * not for overflows, nor for an attempt the client abandoned first. cluster is the decision's

@@ -164,7 +164,8 @@ static void attempt_acquire(struct h1_sess *s)
 		h1_attempt_fail(s, H1_FAIL_OVERFLOW);
 		return;
 	case H1_GET_FAIL: /* the endpoint refused at once; our own shortage tells nothing */
-		s->attempt_live = err != ENOMEM && err != EMFILE && err != ENFILE && err != ENOBUFS;
+		s->attempt_live = err != ENOMEM && err != EMFILE && err != ENFILE && err != ENOBUFS &&
+				  err != EPROTONOSUPPORT;
 		h1_attempt_fail(s, H1_FAIL_CONNECT);
 		return;
 	case H1_GET_OK:
@@ -216,6 +217,9 @@ bool h1_retry_wanted(struct h1_sess *s, enum h1_fail why, int status)
 	case H1_FAIL_PROTOCOL:
 		match = on & (any5xx | BM_RETRY_RESET);
 		break;
+	case H1_FAIL_REFUSED: /* a reset too, and refused-stream's own case */
+		match = on & (any5xx | BM_RETRY_RESET | BM_RETRY_REFUSED_STREAM);
+		break;
 	case H1_FAIL_PER_TRY: /* Envoy judges it as a 504 */
 		match = on & any5xx;
 		break;
@@ -257,7 +261,7 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 		h1_sess_abort(s);
 		return;
 	}
-	if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL)
+	if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL || why == H1_FAIL_REFUSED)
 		px->st.upstream_reset++;
 	h1_upstream_detach(s);
 	bm_ev_timer_cancel(px->loop, &s->t_try);
@@ -272,7 +276,7 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 	}
 	if (why == H1_FAIL_CONNECT)
 		h1_outcome(s, BM_L7_OUT_CONNECT_FAIL, 0);
-	else if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL)
+	else if (why == H1_FAIL_RESET || why == H1_FAIL_PROTOCOL || why == H1_FAIL_REFUSED)
 		h1_outcome(s, BM_L7_OUT_RESET, 0);
 	else if (why == H1_FAIL_PER_TRY)
 		h1_outcome(s, BM_L7_OUT_TIMEOUT, 0);
@@ -292,6 +296,9 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 		break;
 	case H1_FAIL_RESET:
 		status = 503, reason = "connection termination";
+		break;
+	case H1_FAIL_REFUSED:
+		status = 503, reason = "remote refused stream reset";
 		break;
 	case H1_FAIL_OVERFLOW: /* counted where the limit was hit */
 		status = 503, reason = "overflow";
@@ -315,7 +322,7 @@ void h1_attempt_fail(struct h1_sess *s, enum h1_fail why)
 void h1_req_complete(struct h1_sess *s)
 {
 	s->req_done = true;
-	if (s->req_chunked && s->up && bm_buf_append(&s->up->c->out, "0\r\n\r\n", 5))
+	if (s->req_chunked && s->up && h1_last_chunk(&s->up->c->out, &s->rq, true))
 		s->up->c->failed = true;
 	arm_route_timeout(s);
 	arm_try_timeout(s);

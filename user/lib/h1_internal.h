@@ -29,9 +29,14 @@ struct h1_head {
 	uint32_t url_off, url_len; /* request target (NUL-terminated) or response reason */
 	size_t bytes;            /* head bytes fed to the parser so far */
 	bool in_field;           /* a field is open (name seen, value not complete) */
-	bool done;               /* headers complete: later fields are trailers, ignored */
+	bool done;               /* headers complete: later fields are trailers */
 	int err_status;          /* a limit hit in a callback: 431 (request) */
 	size_t trailer_bytes;
+	/* Trailer fields of a chunked body, as "name: value\r\n" lines (names lowercased,
+	 * framing and hop-by-hop ones dropped), bounded like the head. */
+	struct bm_buf trailers;
+	size_t tr_line;          /* where the trailer field being read starts in trailers */
+	bool tr_drop;            /* ... and it is dropped (a framing or hop-by-hop name) */
 };
 
 enum h1_state {
@@ -52,6 +57,7 @@ enum h1_fail {
 	H1_FAIL_STATUS,      /* a retriable response status (never final: forwarded instead) */
 	H1_FAIL_PROTOCOL,    /* malformed response */
 	H1_FAIL_OVERFLOW,    /* endpoint or cluster limit (503 overflow, never retried) */
+	H1_FAIL_REFUSED,     /* HTTP/2 upstream refused the stream (refused-stream; else a reset) */
 };
 
 struct h1_sess;
@@ -96,6 +102,7 @@ struct h1_ep {
 	struct sockaddr_storage addr;
 	struct h1_cluster *cl;
 	struct h1_ep *hnext, *cprev, *cnext;
+	bool h2;                   /* reached through the h2 back (internal connections) */
 	struct h1_up *idle;        /* most recently used first */
 	struct h1_sess *q_head, *q_tail;
 	uint32_t n_idle, n_conns, n_granted;
@@ -115,6 +122,7 @@ struct h1_sess {
 	struct bm_conn *cli;
 	enum h1_state state;
 	bool closed;
+	bool peer_h2;             /* an internal connection of the h2 front (BM_H1_PEER_H2) */
 	uint32_t caller_wl;
 	struct sockaddr_storage client, orig_dst;
 	char client_ip[INET6_ADDRSTRLEN];
@@ -132,6 +140,7 @@ struct h1_sess {
 	bool req_done;            /* the whole request was read */
 	bool req_keepalive, req_chunked, req_has_cl, req_upgrade, req_http10;
 	bool is_head, idempotent, expect_100, sent_100;
+	bool te_trailers;         /* the client takes trailers (te: trailers, or HTTP/2) */
 	uint64_t req_cl;
 	struct bm_buf replay;     /* body so far, for a retry; released once over the bound */
 	bool replay_overflow;
@@ -159,6 +168,7 @@ struct h1_sess {
 	bool resp_chunk_out;      /* re-chunk the body for the client */
 	bool resp_keepalive;      /* the upstream may keep the connection */
 	bool resp_bad;            /* a limit hit parsing the response head */
+	enum h1_fail resp_fail;   /* the h2 back's answer was a failure (x-bm-h2-fail), 0: no */
 	bool upgraded;
 	uint64_t resp_bytes;      /* upstream bytes seen this attempt */
 	bool close_after;         /* close the client once this response is out */
@@ -179,6 +189,9 @@ struct bm_h1_proxy {
 	bm_l7_outcome_fn outcome;
 	void *outcome_arg;
 	bool draining;
+	bm_h1_h2c_fn h2c;
+	bm_h1_h2_open_fn h2_open;
+	void *h2_arg;
 	uint8_t rnd[256];
 	size_t rnd_off;
 	size_t cli_out_max, up_out_max, arena_max;
@@ -201,6 +214,8 @@ static inline const char *h1_val(const struct h1_head *h, const struct h1_field 
 	return h->arena.data + f->val_off;
 }
 bool h1_token_in(const char *list, size_t len, const char *tok);
+/* The last chunk ("0\r\n"), h's trailers when with_trailers, and the empty line. */
+int h1_last_chunk(struct bm_buf *out, const struct h1_head *h, bool with_trailers);
 bool h1_listed_in_connection(const struct h1_head *h, const char *name, size_t len);
 
 /* h1_util.c: names, randomness, framing helpers. */
@@ -252,8 +267,7 @@ void h1_timer_wait(struct bm_evloop *l, struct bm_ev_timer *t);
 void h1_outcome(struct h1_sess *s, enum bm_l7_outcome what, int status);
 
 /* h1_sess.c: the session's life. */
-struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockaddr_storage *orig_dst,
-			    uint32_t caller_wl);
+struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct bm_h1_peer *peer);
 void h1_step(struct h1_sess *s);
 void h1_set_state(struct h1_sess *s, enum h1_state st);
 void h1_sess_abort(struct h1_sess *s);        /* reset: close without a reply */

@@ -11,6 +11,7 @@ void h1_head_init(struct h1_head *h, size_t arena_max, size_t max_fields)
 {
 	memset(h, 0, sizeof(*h));
 	bm_buf_init(&h->arena, arena_max);
+	bm_buf_init(&h->trailers, arena_max);
 	h->cap = max_fields + H1_EXTRA_FIELDS;
 }
 
@@ -30,14 +31,19 @@ void h1_head_reset(struct h1_head *h)
 	h->in_field = h->done = false;
 	h->err_status = 0;
 	h->trailer_bytes = 0;
+	h->tr_line = 0;
+	h->tr_drop = false;
 	/* A large head's memory is not kept for the connection's next ones. */
 	if (h->arena.cap > 16384)
 		bm_buf_release(&h->arena);
+	if (h->trailers.cap)
+		bm_buf_release(&h->trailers);
 }
 
 void h1_head_free(struct h1_head *h)
 {
 	bm_buf_release(&h->arena);
+	bm_buf_release(&h->trailers);
 	free(h->f);
 	h->f = NULL;
 	h->n = 0;
@@ -162,16 +168,62 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Trailer fields go to h->trailers as "name: value\r\n" lines: a name's bytes lowercased,
+ * the ": " at the name's end (trailer_mark), the value, the CRLF at its end. */
+static int trailer_add(llhttp_t *p, struct h1_head *h, const char *at, size_t len, bool name)
+{
+	struct bm_buf *t = &h->trailers;
+
+	h->trailer_bytes += len;
+	if (h->trailer_bytes > h->arena.max || bm_buf_reserve(t, len + 4))
+		return limit(p, h, 400, "trailers too large");
+	if (h->tr_drop)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		bm_buf_tail(t)[i] = name ? (char)tolower((unsigned char)at[i]) : at[i];
+	t->len += len;
+	return 0;
+}
+
+/* At a trailer field's name end (sep) or value end: framing, routing and hop-by-hop fields
+ * are not trailers (RFC 9110 6.5.1) and are dropped with their value. */
+static int trailer_mark(llhttp_t *p, struct h1_head *h, bool sep)
+{
+	struct bm_buf *t = &h->trailers;
+	const char *line = t->data + t->off + h->tr_line;
+
+	if (sep) {
+		size_t nl = t->len - h->tr_line;
+
+		h->tr_drop = h1_is_hop_by_hop(line, nl) || h1_name_eq(line, nl, "content-length") ||
+			     h1_name_eq(line, nl, "host") || h1_name_eq(line, nl, "te") ||
+			     h1_name_eq(line, nl, "expect");
+		if (h->tr_drop)
+			t->len = h->tr_line;
+		else if (bm_buf_append(t, ": ", 2))
+			return limit(p, h, 400, "trailers too large");
+		return 0;
+	}
+	if (h->tr_drop) {
+		h->tr_drop = false;
+		return 0;
+	}
+	while (t->len > h->tr_line && (bm_buf_tail(t)[-1] == ' ' || bm_buf_tail(t)[-1] == '\t'))
+		t->len--;
+	if (bm_buf_append(t, "\r\n", 2))
+		return limit(p, h, 400, "trailers too large");
+	h->tr_line = t->len;
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct h1_head *h = head_of(p);
 	struct h1_field *f;
 	size_t i;
 
-	if (h->done) { /* a trailer: counted, not kept */
-		h->trailer_bytes += len;
-		return h->trailer_bytes > h->arena.max ? limit(p, h, 400, "trailers too large") : 0;
-	}
+	if (h->done) /* a trailer */
+		return trailer_add(p, h, at, len, true);
 	if (!h->in_field) {
 		if (h->n + H1_EXTRA_FIELDS >= h->cap)
 			return limit(p, h, 431, "too many header fields");
@@ -197,7 +249,7 @@ static int on_header_field_complete(llhttp_t *p)
 	struct h1_head *h = head_of(p);
 
 	if (h->done)
-		return 0;
+		return trailer_mark(p, h, true);
 	h->f[h->n].val_off = (uint32_t)h->arena.len;
 	h->f[h->n].val_len = 0;
 	return 0;
@@ -207,10 +259,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct h1_head *h = head_of(p);
 
-	if (h->done) {
-		h->trailer_bytes += len;
-		return h->trailer_bytes > h->arena.max ? limit(p, h, 400, "trailers too large") : 0;
-	}
+	if (h->done)
+		return trailer_add(p, h, at, len, false);
 	if (bm_buf_append(&h->arena, at, len))
 		return limit(p, h, 431, "header fields too large");
 	h->f[h->n].val_len += (uint32_t)len;
@@ -223,7 +273,7 @@ static int on_header_value_complete(llhttp_t *p)
 	struct h1_field *f;
 
 	if (h->done)
-		return 0;
+		return trailer_mark(p, h, false);
 	f = &h->f[h->n];
 	while (f->val_len && (h->arena.data[f->val_off + f->val_len - 1] == ' ' ||
 			      h->arena.data[f->val_off + f->val_len - 1] == '\t'))

@@ -8,7 +8,7 @@
 #include "h1_internal.h"
 
 #define POOL_MIN_BUCKETS 64
-#define ADDR_KEY_MAX (sizeof(struct sockaddr_un) + 4 + sizeof(void *))
+#define ADDR_KEY_MAX (sizeof(struct sockaddr_un) + 5 + sizeof(void *))
 
 /* The bytes that identify an address: family, port, address (scope for v6), unix path. */
 static size_t addr_key(const struct sockaddr_storage *ss, uint8_t *k)
@@ -40,13 +40,16 @@ static size_t addr_key(const struct sockaddr_storage *ss, uint8_t *k)
 	}
 }
 
-/* An endpoint's key: its address, then its cluster (two clusters' pools never mix). */
-static size_t ep_key(const struct sockaddr_storage *ss, const struct h1_cluster *cl, uint8_t *k)
+/* An endpoint's key: its address, then its cluster (two clusters' pools never mix), then
+ * how it is spoken to (HTTP/1.1, or HTTP/2 through the back). */
+static size_t ep_key(const struct sockaddr_storage *ss, const struct h1_cluster *cl, bool h2,
+		     uint8_t *k)
 {
 	size_t n = addr_key(ss, k);
 
 	memcpy(k + n, &cl, sizeof(cl));
-	return n + sizeof(cl);
+	k[n + sizeof(cl)] = h2;
+	return n + sizeof(cl) + 1;
 }
 
 static uint64_t key_hash(const uint8_t *k, size_t n)
@@ -74,11 +77,11 @@ int h1_pool_init(struct h1_pool *p)
 }
 
 static size_t bucket_of(const struct h1_pool *p, const struct sockaddr_storage *a,
-			const struct h1_cluster *cl)
+			const struct h1_cluster *cl, bool h2)
 {
 	uint8_t k[ADDR_KEY_MAX];
 
-	return key_hash(k, ep_key(a, cl, k)) & (p->n_buckets - 1);
+	return key_hash(k, ep_key(a, cl, h2, k)) & (p->n_buckets - 1);
 }
 
 static void pool_grow(struct h1_pool *p)
@@ -92,7 +95,7 @@ static void pool_grow(struct h1_pool *p)
 	for (i = 0; i < p->n_buckets; i++) {
 		while (p->tab[i]) {
 			struct h1_ep *e = p->tab[i];
-			size_t b = bucket_of(&np, &e->addr, e->cl);
+			size_t b = bucket_of(&np, &e->addr, e->cl, e->h2);
 
 			p->tab[i] = e->hnext;
 			e->hnext = tab[b];
@@ -105,16 +108,16 @@ static void pool_grow(struct h1_pool *p)
 }
 
 static struct h1_ep *ep_get(struct bm_h1_proxy *px, const struct sockaddr_storage *a,
-			    struct h1_cluster *cl)
+			    struct h1_cluster *cl, bool h2)
 {
 	struct h1_pool *p = &px->pool;
 	uint8_t k[ADDR_KEY_MAX], k2[ADDR_KEY_MAX];
-	size_t n = ep_key(a, cl, k), b;
+	size_t n = ep_key(a, cl, h2, k), b;
 	struct h1_ep *e;
 
 	b = key_hash(k, n) & (p->n_buckets - 1);
 	for (e = p->tab[b]; e; e = e->hnext)
-		if (ep_key(&e->addr, e->cl, k2) == n && !memcmp(k, k2, n))
+		if (ep_key(&e->addr, e->cl, e->h2, k2) == n && !memcmp(k, k2, n))
 			return e;
 	if (p->n_eps >= 2 * p->n_buckets) {
 		pool_grow(p);
@@ -124,6 +127,7 @@ static struct h1_ep *ep_get(struct bm_h1_proxy *px, const struct sockaddr_storag
 	if (!e)
 		return NULL;
 	e->addr = *a;
+	e->h2 = h2;
 	e->hnext = p->tab[b];
 	p->tab[b] = e;
 	p->n_eps++;
@@ -147,7 +151,7 @@ static void ep_put(struct bm_h1_proxy *px, struct h1_ep *e)
 
 	if (e->n_conns || e->q_head || e->n_granted)
 		return;
-	for (pp = &p->tab[bucket_of(p, &e->addr, e->cl)]; *pp; pp = &(*pp)->hnext) {
+	for (pp = &p->tab[bucket_of(p, &e->addr, e->cl, e->h2)]; *pp; pp = &(*pp)->hnext) {
 		if (*pp != e)
 			continue;
 		*pp = e->hnext;
@@ -275,6 +279,30 @@ static void close_idle(struct bm_h1_proxy *px, struct h1_cluster *cl)
 	}
 }
 
+/* An internal connection to an HTTP/2 endpoint, from the back (bm_h1_h2_open_fn): connected
+ * at once; what reaching the endpoint costs is the back's. -1 with *err set. */
+static int open_h2(struct bm_h1_proxy *px, struct h1_ep *e, struct bm_conn **c, int *err)
+{
+	int fd;
+
+	if (!px->h2_open) {
+		*err = EPROTONOSUPPORT;
+		return -1;
+	}
+	fd = px->h2_open(px->h2_arg, &e->addr, e->cl ? e->cl->name : NULL,
+			 e->cl ? &e->cl->lim : NULL);
+	if (fd < 0) {
+		*err = -fd;
+		return -1;
+	}
+	*c = bm_conn_new(px->loop, fd, px->o.buf_size, px->up_out_max);
+	if (!*c) {
+		*err = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
 static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *err)
 {
 	struct bm_h1_proxy *px = s->px;
@@ -304,7 +332,9 @@ static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *er
 		px->st.overflows++;
 		return H1_GET_OVERFLOW;
 	}
-	if (!slot && !h1_cl_can_open(cl, e)) {
+	/* HTTP/2 endpoints: max_connections bounds the back's connections, not the engine's
+	 * internal ones (one per request in flight). */
+	if (!slot && !e->h2 && !h1_cl_can_open(cl, e)) {
 		if (cl->n_idle)
 			close_idle(px, cl);
 		if (!h1_cl_can_open(cl, e)) {
@@ -317,8 +347,9 @@ static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *er
 			return H1_GET_QUEUED;
 		}
 	}
-	if (bm_conn_connect(px->loop, &e->addr, px->o.buf_size, px->up_out_max, &c, &cerr) ==
-	    BM_ERROR) {
+	if (e->h2 ? open_h2(px, e, &c, &cerr)
+		  : bm_conn_connect(px->loop, &e->addr, px->o.buf_size, px->up_out_max, &c,
+				    &cerr) == BM_ERROR) {
 		px->st.upstream_cx_fail++;
 		*err = cerr;
 		return H1_GET_FAIL;
@@ -382,7 +413,7 @@ enum h1_get h1_pool_get(struct h1_sess *s, int *err)
 			return H1_GET_FAIL;
 		}
 	}
-	e = ep_get(px, &s->d.upstream, cl);
+	e = ep_get(px, &s->d.upstream, cl, s->d.upstream_proto == BM_L7_PROTO_H2);
 	h1_cl_put(px, cl); /* e holds it now */
 	if (!e) {
 		*err = ENOMEM;

@@ -56,14 +56,31 @@ struct bm_h1_proxy *bm_h1_proxy_new(struct bm_evloop *loop, const struct bm_h1_o
 	return px;
 }
 
-int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
-		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl)
+int bm_h1_proxy_serve_ex(struct bm_h1_proxy *px, int client_fd, const struct bm_h1_peer *peer)
 {
 	if (!px || px->draining) {
 		close(client_fd);
 		return px ? -ESHUTDOWN : -EINVAL;
 	}
-	return h1_sess_new(px, client_fd, orig_dst, caller_wl) ? 0 : -ENOMEM;
+	return h1_sess_new(px, client_fd, peer) ? 0 : -ENOMEM;
+}
+
+int bm_h1_proxy_serve(struct bm_h1_proxy *px, int client_fd,
+		      const struct sockaddr_storage *orig_dst, uint32_t caller_wl)
+{
+	struct bm_h1_peer peer = { .caller_wl = caller_wl };
+
+	if (orig_dst)
+		peer.orig_dst = *orig_dst;
+	return bm_h1_proxy_serve_ex(px, client_fd, &peer);
+}
+
+void bm_h1_proxy_set_h2(struct bm_h1_proxy *px, bm_h1_h2c_fn h2c, bm_h1_h2_open_fn open,
+			void *arg)
+{
+	px->h2c = h2c;
+	px->h2_open = open;
+	px->h2_arg = arg;
 }
 
 const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px)

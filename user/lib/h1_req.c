@@ -138,8 +138,61 @@ static int build_view(struct h1_sess *s, long path_off, long auth_off)
 	s->req.orig_dst = s->orig_dst;
 	s->req.client = s->client;
 	s->req.caller_wl = s->caller_wl;
+	s->req.http2 = s->peer_h2;
 	s->req.attempt = 0;
 	return 0;
+}
+
+/* Does a field name of h list the token tok (te: trailers, upgrade: h2c)? */
+static bool field_has_token(const struct h1_head *h, const char *name, const char *tok)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h1_name_eq(h1_name(h, &h->f[i]), h->f[i].name_len, name) &&
+		    h1_token_in(h1_val(h, &h->f[i]), h->f[i].val_len, tok))
+			return true;
+	return false;
+}
+
+/* An h2c upgrade (RFC 7540 3.2) the h2 front can take: "upgrade: h2c", one HTTP2-Settings,
+ * no body (req_upgrade), from an HTTP/1.1 client that is not the front itself. */
+static bool h2c_wanted(struct h1_sess *s, const struct h1_field **settings)
+{
+	size_t n;
+
+	if (!s->req_upgrade || !field_has_token(&s->rq, "upgrade", "h2c"))
+		return false;
+	*settings = h1_head_find(&s->rq, "http2-settings", &n);
+	return s->px->h2c && !s->peer_h2 && !s->req_http10 && n == 1;
+}
+
+/* Hands the connection to the h2 front, as it is: the request (stream 1) and the bytes after
+ * it; the session ends without a byte written. */
+static void h2c_handoff(struct h1_sess *s, const struct h1_field *settings)
+{
+	struct bm_h1_proxy *px = s->px;
+	struct bm_h1_peer peer = { .orig_dst = s->orig_dst, .client = s->client,
+				   .caller_wl = s->caller_wl };
+	struct bm_h1_h2c up = { .req = &s->req, .settings = h1_val(&s->rq, settings),
+				.settings_len = settings->val_len };
+	size_t n = bm_buf_pending(&s->cli->in);
+	char *rest = n ? malloc(n) : NULL;
+	int fd;
+
+	if (n && !rest) {
+		h1_sess_abort(s);
+		return;
+	}
+	if (n)
+		memcpy(rest, bm_buf_head(&s->cli->in), n);
+	up.rest = rest;
+	up.rest_len = n;
+	fd = bm_conn_take_fd(s->cli);
+	if (fd >= 0 && px->h2c(px->h2_arg, fd, &peer, &up))
+		px->st.bad_requests++; /* the front refused it (bad settings) and closed fd */
+	else if (fd >= 0)
+		px->st.h2c_handoffs++;
+	free(rest);
+	h1_sess_close(s);
 }
 
 /* x-request-id when the client sent none (before routing, so the router and logs see it). */
@@ -168,7 +221,7 @@ static int add_request_id(struct h1_sess *s)
 void h1_req_begin(struct h1_sess *s)
 {
 	llhttp_t *p = &s->rp;
-	const struct h1_field *x;
+	const struct h1_field *x, *settings = NULL;
 	size_t n_host;
 	long path_off, auth_off;
 	bool has_body;
@@ -214,6 +267,15 @@ void h1_req_begin(struct h1_sess *s)
 		refuse(s, 431, "request head too large");
 		return;
 	}
+	s->te_trailers = s->peer_h2 || field_has_token(&s->rq, "te", "trailers");
+	if (h2c_wanted(s, &settings)) {
+		h2c_handoff(s, settings);
+		return;
+	}
+	/* h2c that is not taken (no front, HTTP/2 already, no settings): served as HTTP/1.1,
+	 * the upgrade dropped (Envoy does the same). An HTTP/2 client never upgrades. */
+	if (s->req_upgrade && (s->peer_h2 || field_has_token(&s->rq, "upgrade", "h2c")))
+		s->req_upgrade = false;
 	h1_route(s);
 }
 
@@ -278,6 +340,9 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 		return -1;
 	if (h1_write_fields(out, &s->rq, e, skip_req_field, s) || write_xff(s, out))
 		return -1;
+	/* te is hop-by-hop, but "trailers" is passed on (gRPC servers need it), as Envoy does. */
+	if (field_has_token(&s->rq, "te", "trailers") && bm_buf_append(out, "te: trailers\r\n", 14))
+		return -1;
 	if (s->req_chunked && bm_buf_append(out, "transfer-encoding: chunked\r\n", 28))
 		return -1;
 	if (!s->req_chunked && s->req_has_cl &&
@@ -303,7 +368,7 @@ int h1_req_write_replay(struct h1_sess *s, struct bm_buf *out)
 		return -1;
 	if (n && !s->req_chunked && bm_buf_append(out, bm_buf_head(&s->replay), n))
 		return -1;
-	if (s->req_done && s->req_chunked && bm_buf_append(out, "0\r\n\r\n", 5))
+	if (s->req_done && s->req_chunked && h1_last_chunk(out, &s->rq, true))
 		return -1;
 	return 0;
 }
@@ -374,6 +439,7 @@ void h1_req_reset(struct h1_sess *s)
 	s->rp_paused = s->req_msg_done = s->req_done = false;
 	s->req_keepalive = s->req_chunked = s->req_has_cl = s->req_upgrade = false;
 	s->req_http10 = s->is_head = s->idempotent = s->expect_100 = s->sent_100 = false;
+	s->te_trailers = false;
 	s->req_cl = 0;
 	bm_buf_release(&s->replay);
 	s->replay_overflow = false;

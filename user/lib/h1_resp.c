@@ -11,6 +11,7 @@ void h1_resp_reset(struct h1_sess *s)
 	s->pp.data = s;
 	s->resp_started = s->resp_done = s->resp_retry = s->resp_chunk_out = false;
 	s->resp_keepalive = s->resp_bad = s->upgraded = false;
+	s->resp_fail = 0;
 	s->resp_bytes = 0;
 	s->attempt_live = false;
 }
@@ -81,11 +82,37 @@ static int write_head(struct h1_sess *s, int code)
 	return bm_buf_append(out, "\r\n", 2);
 }
 
+/* The h2 back says what failed instead of answering (h1.h, bm_h1_h2_open_fn). */
+static enum h1_fail h2_failure(const struct h1_sess *s)
+{
+	static const struct {
+		const char *what;
+		enum h1_fail why;
+	} map[] = { { "connect", H1_FAIL_CONNECT },	    { "reset", H1_FAIL_RESET },
+		    { "refused-stream", H1_FAIL_REFUSED }, { "protocol", H1_FAIL_PROTOCOL },
+		    { "overflow", H1_FAIL_OVERFLOW } };
+	const struct h1_field *f;
+
+	if (!s->up || !s->up->ep->h2 || !(f = h1_head_find(&s->rs, "x-bm-h2-fail", NULL)))
+		return 0;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (h1_name_eq(h1_val(&s->rs, f), f->val_len, map[i].what))
+			return map[i].why;
+	return H1_FAIL_PROTOCOL;
+}
+
 int h1_resp_on_head(struct h1_sess *s)
 {
 	llhttp_t *p = &s->pp;
 	int code = p->status_code;
 
+	if ((s->resp_fail = h2_failure(s))) {
+		if (s->resp_fail == H1_FAIL_OVERFLOW)
+			s->px->st.rq_pending_overflow++;
+		else if (s->resp_fail == H1_FAIL_CONNECT)
+			s->px->st.upstream_cx_fail++;
+		return HPE_PAUSED;
+	}
 	if (code >= 100 && code < 200 && code != 101)
 		return 0; /* interim (100 Continue, 103): dropped at its message end */
 	if ((code == 101 && (!s->req_upgrade || !p->upgrade)) ||
@@ -125,7 +152,9 @@ void h1_resp_on_body(struct h1_sess *s, const char *at, size_t len)
 
 static void resp_end(struct h1_sess *s)
 {
-	if (s->resp_chunk_out && bm_buf_append(&s->cli->out, "0\r\n\r\n", 5))
+	/* Trailers go to a client that takes them (te: trailers, or the h2 front); Envoy's
+	 * HTTP/1 codec drops them otherwise. */
+	if (s->resp_chunk_out && h1_last_chunk(&s->cli->out, &s->rs, s->te_trailers))
 		s->cli->failed = true;
 }
 
@@ -167,6 +196,12 @@ bool h1_resp_feed(struct h1_sess *s)
 	s->resp_bytes += used;
 	if (s->resp_retry) {
 		h1_attempt_fail(s, H1_FAIL_STATUS);
+		return true;
+	}
+	if (s->resp_fail) {
+		if (s->resp_fail == H1_FAIL_OVERFLOW)
+			s->attempt_live = false; /* no endpoint was reached: not an outlier */
+		h1_attempt_fail(s, s->resp_fail);
 		return true;
 	}
 	if (s->resp_done && !s->upgraded)

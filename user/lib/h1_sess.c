@@ -439,8 +439,7 @@ static void sess_event(struct bm_conn *c, uint32_t events)
 	h1_step(c->data);
 }
 
-struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockaddr_storage *orig_dst,
-			    uint32_t caller_wl)
+struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct bm_h1_peer *peer)
 {
 	struct h1_sess *s = calloc(1, sizeof(*s));
 	socklen_t len = sizeof(s->client);
@@ -455,12 +454,14 @@ struct h1_sess *h1_sess_new(struct bm_h1_proxy *px, int fd, const struct sockadd
 		free(s);
 		return NULL;
 	}
-	if (getpeername(fd, (struct sockaddr *)&s->client, &len) < 0)
+	if (peer->client.ss_family != AF_UNSPEC)
+		s->client = peer->client;
+	else if (getpeername(fd, (struct sockaddr *)&s->client, &len) < 0)
 		memset(&s->client, 0, sizeof(s->client));
 	h1_format_ip(&s->client, s->client_ip, sizeof(s->client_ip));
-	if (orig_dst)
-		s->orig_dst = *orig_dst;
-	s->caller_wl = caller_wl;
+	s->orig_dst = peer->orig_dst;
+	s->caller_wl = peer->caller_wl;
+	s->peer_h2 = peer->flags & BM_H1_PEER_H2;
 	s->cli->on_event = sess_event;
 	s->cli->data = s;
 	h1_head_init(&s->rq, px->arena_max, px->o.max_headers);

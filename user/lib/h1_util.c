@@ -122,6 +122,17 @@ int h1_write_fields(struct bm_buf *out, const struct h1_head *h, const struct bm
 	return 0;
 }
 
+int h1_last_chunk(struct bm_buf *out, const struct h1_head *h, bool with_trailers)
+{
+	const struct bm_buf *t = &h->trailers;
+
+	if (bm_buf_append(out, "0\r\n", 3))
+		return -1;
+	if (with_trailers && bm_buf_pending(t) && bm_buf_append(out, bm_buf_head(t), h->tr_line))
+		return -1;
+	return bm_buf_append(out, "\r\n", 2);
+}
+
 int h1_chunk_header(struct bm_buf *out, size_t len)
 {
 	return bm_buf_printf(out, "%zx\r\n", len);

@@ -31,6 +31,7 @@ struct bm_http_req {
 	struct sockaddr_storage orig_dst;
 	struct sockaddr_storage client;
 	uint32_t caller_wl;       /* the caller's workload id (bm_wl), 0 when not known */
+	bool http2;               /* the client speaks HTTP/2 (the h2 front) */
 	unsigned attempt;         /* 0 for the first try; n for the n-th retry */
 	struct sockaddr_storage prev_upstream; /* attempt > 0: where the last try went */
 };
@@ -87,6 +88,7 @@ struct bm_l7_decision {
 	size_t n_retry_codes;
 	uint32_t delay_ms;             /* fault injection: delay before forwarding */
 	struct bm_l7_pool pool;        /* the cluster's limits (circuit breaking) */
+	uint32_t upstream_proto;       /* BM_L7_PROTO_*: how to speak to the endpoint */
 	/* RESPOND */
 	int status;
 	const char *location;          /* redirect target, NULL if none */
@@ -96,6 +98,9 @@ struct bm_l7_decision {
 	const char *route_name;
 	const char *cluster;           /* "outbound|80|v1|backend.default.svc.cluster.local" */
 };
+
+#define BM_L7_PROTO_H1 0u            /* HTTP/1.1 */
+#define BM_L7_PROTO_H2 1u            /* HTTP/2 cleartext, prior knowledge (h2c) */
 
 #define BM_RETRY_5XX (1u << 0)
 #define BM_RETRY_GATEWAY_ERROR (1u << 1)

@@ -196,7 +196,15 @@ struct bm_conn_pool {
 	uint32_t max_requests_per_conn;  /* http.maxRequestsPerConnection */
 	uint32_t max_retries;            /* http.maxRetries */
 	uint32_t idle_timeout_ms;        /* http.idleTimeout */
+	uint8_t h2_upgrade;              /* http.h2UpgradePolicy: BM_H2UP_* */
+	bool use_client_protocol;        /* http.useClientProtocol */
 	struct bm_loc loc;
+};
+
+enum bm_h2_upgrade {
+	BM_H2UP_DEFAULT = 0,             /* the mesh's default: DO_NOT_UPGRADE, as Istio's */
+	BM_H2UP_DO_NOT_UPGRADE,
+	BM_H2UP_UPGRADE,
 };
 
 /* Istio OutlierDetection; Envoy's defaults where a field is absent. */

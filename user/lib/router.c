@@ -24,6 +24,7 @@ struct cluster {
 	struct sockaddr_storage *ep6;
 	size_t n4, n6;
 	uint32_t lb;                   /* enum bm_lb: ROUND_ROBIN or RANDOM here (see docs/l7.md) */
+	uint8_t proto;                 /* upstream: BM_L7_PROTO_H1/H2, or PROTO_CLIENT */
 	uint32_t rr;
 	struct bm_l7_pool pool;        /* DestinationRule connectionPool (circuit breaking) */
 	/* loadBalancer.consistentHash (in the pinned config), with a Maglev ring per family
@@ -138,6 +139,30 @@ static int key_of(const struct sockaddr_storage *ss, struct key *k)
 	return -1;
 }
 
+#define PROTO_CLIENT 0xff /* the client's own protocol (Envoy's USE_DOWNSTREAM_PROTOCOL) */
+
+/* How the agent speaks to a cluster's endpoints, as Istio sets its clusters up: HTTP/2 for
+ * ports declared http2/grpc; for http ports HTTP/1.1 unless the DestinationRule says
+ * h2UpgradePolicy UPGRADE (HTTP/2) or useClientProtocol (the client's, which wins); for ports
+ * that declare nothing, the client's protocol, or HTTP/2 with UPGRADE. */
+static uint8_t upstream_proto(enum bm_port_http kind, const struct bm_conn_pool *cp)
+{
+	if (kind == BM_PORT_HTTP2)
+		return BM_L7_PROTO_H2;
+	if (cp && cp->use_client_protocol)
+		return PROTO_CLIENT;
+	if (cp && cp->h2_upgrade == BM_H2UP_UPGRADE)
+		return BM_L7_PROTO_H2;
+	return kind == BM_PORT_AUTO ? PROTO_CLIENT : BM_L7_PROTO_H1;
+}
+
+static uint8_t proto_for(const struct cluster *c, const struct bm_http_req *req)
+{
+	if (c->proto == PROTO_CLIENT)
+		return req->http2 ? BM_L7_PROTO_H2 : BM_L7_PROTO_H1;
+	return c->proto;
+}
+
 static void cluster_free(struct cluster *c)
 {
 	free(c->name);
@@ -213,6 +238,7 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 					       .max_retries = cp->max_retries };
 	if (od)
 		c->od = *od;
+	c->proto = upstream_proto(bm_port_http_kind(p), cp);
 	c->rr = rnd32(r);
 	if (s->n_eps) {
 		c->ep4 = calloc(s->n_eps, sizeof(*c->ep4));
@@ -645,6 +671,7 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 		add_set_cookie(r, d, set_cookie);
 		d->action = BM_L7_FORWARD;
 		d->pool = c->pool;
+		d->upstream_proto = proto_for(c, req);
 		d->retries = DEFAULT_RETRIES;
 		d->retry_on = BM_RETRY_CONNECT_FAILURE | BM_RETRY_REFUSED_STREAM;
 		d->retry_codes = default_retry_codes;
@@ -700,6 +727,7 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	}
 	d->action = BM_L7_FORWARD;
 	d->pool = c->pool;
+	d->upstream_proto = proto_for(c, req);
 	if (rt->has_rewrite) {
 		if (rt->rewrite.uri && bm_http_rewrite_path(rt, entry, req->path, r->path_buf,
 							    sizeof(r->path_buf)) >= 0)

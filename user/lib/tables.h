@@ -89,6 +89,14 @@ struct bm_compile_opts {
 /* Would Istio treat this port as HTTP (by name prefix or appProtocol), or leave it to sniffing
  * (no recognised protocol)? Ports declared TCP, TLS, HTTPS, databases, UDP: no. */
 bool bm_port_http_capable(const struct bm_cat_port *p);
+/* What a port declares, as Istio reads it (name prefix, else appProtocol): */
+enum bm_port_http {
+	BM_PORT_NOT_HTTP = 0,
+	BM_PORT_HTTP1,        /* http: HTTP/1.1 upstream unless h2UpgradePolicy / useClientProtocol */
+	BM_PORT_HTTP2,        /* http2, grpc, grpc-web, h2c: HTTP/2 upstream */
+	BM_PORT_AUTO,         /* nothing declared (sniffed): the client's protocol upstream */
+};
+enum bm_port_http bm_port_http_kind(const struct bm_cat_port *p);
 
 /* Compile the catalog for one node. Problems (a set too large, more destinations than a route
  * holds) become ERROR diags in cat->cfg. 0, or -1 when out of memory. */
