@@ -531,6 +531,48 @@ static void test_consistent_hash(void **state)
 	drop(&w);
 }
 
+/* LEAST_REQUEST (Istio's default) at L7: of the round-robin endpoint and a random other, the
+ * one with fewer requests in flight (the engine's load), ties to round robin. */
+static uint32_t fake_load(void *arg, const char *cluster, const struct sockaddr_storage *ep)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ep;
+
+	(void)cluster;
+	/* 10.244.1.10 is busy (arg: its load), the others idle */
+	return ep->ss_family == AF_INET && (ntohl(s4->sin_addr.s_addr) & 0xff) == 10 ?
+		       *(uint32_t *)arg :
+		       0;
+}
+
+static void test_least_request(void **state)
+{
+	struct world w;
+	struct bm_l7_decision d;
+	struct rq q;
+	uint32_t busy = 5;
+	int n[3] = { 0, 0, 0 };
+
+	(void)state;
+	build(&w, NULL, 0, pods, svc, vs_plain, NULL);
+	bm_router_set_load(w.r, fake_load, &busy);
+	for (int i = 0; i < 300; i++) {
+		rq_init(&q, "10.96.0.10", 80, "/");
+		route(&w, &q, &d);
+		n[fmt(&d.upstream)[10] - '0']++; /* 10.244.1.1X */
+	}
+	assert_int_equal(n[0], 0);               /* the busy one is never picked */
+	assert_true(n[1] >= 100 && n[2] >= 100); /* the idle ones share */
+	busy = 0;                                /* all idle: round robin, even */
+	memset(n, 0, sizeof(n));
+	for (int i = 0; i < 300; i++) {
+		rq_init(&q, "10.96.0.10", 80, "/");
+		route(&w, &q, &d);
+		n[fmt(&d.upstream)[10] - '0']++;
+	}
+	assert_true(n[0] == 100 && n[1] == 100 && n[2] == 100);
+	drop(&w);
+}
+
 /* The upstream protocol of each cluster, as Istio sets it: HTTP/2 for http2/grpc ports; for
  * http ports HTTP/1.1 unless h2UpgradePolicy UPGRADE, or the client's with useClientProtocol;
  * for ports that declare nothing, the client's. */
@@ -669,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_destination_rule_policies),
 		cmocka_unit_test(test_consistent_hash),
 		cmocka_unit_test(test_upstream_protocol),
+		cmocka_unit_test(test_least_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

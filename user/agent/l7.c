@@ -263,6 +263,8 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 	l->bypass = o->bypass;
 	bm_conn_upstream_mark = BM_AGENT_MARK;
 	l->px = bm_h1_proxy_new(loop, NULL, route, l);
+	if (l->px && l->router)
+		bm_router_set_load(l->router, bm_h1_proxy_load, l->px);
 	if (!l->px)
 		return -ENOMEM;
 	bm_h1_proxy_set_outcome(l->px, outcome, l);
@@ -302,6 +304,8 @@ void bm_l7_set_router(struct bm_l7 *l, struct bm_router *r)
 {
 	bm_router_free(l->router);
 	l->router = r;
+	if (r && l->px)
+		bm_router_set_load(r, bm_h1_proxy_load, l->px); /* LEAST_REQUEST */
 }
 
 void bm_l7_stop(struct bm_l7 *l)

@@ -157,6 +157,8 @@ static void conn_ev(struct bm_evloop *l, struct bm_ev_file *f, uint32_t events)
 	struct bm_conn *c = f->data;
 
 	(void)l;
+	if (events & (BM_EV_READ | BM_EV_ERROR))
+		c->rd_ready = true;
 	if (c->on_event)
 		c->on_event(c, events);
 }
@@ -176,6 +178,7 @@ struct bm_conn *bm_conn_new(struct bm_evloop *l, int fd, size_t in_max, size_t o
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	bm_ev_file_init(&c->ev, fd, conn_ev, c);
 	c->loop = l;
+	c->rd_ready = true; /* a new socket may hold bytes already (a client's request) */
 	c->read = sock_read;
 	c->write = sock_write;
 	c->shutdown = sock_shutdown;
@@ -288,6 +291,8 @@ ssize_t bm_conn_fill(struct bm_conn *c)
 
 	if (c->rd_eof || c->failed || bm_conn_closed(c))
 		return c->failed ? BM_ERROR : 0;
+	if (!c->rd_ready)
+		return 0;
 	want = bm_buf_room(&c->in);
 	if (!want)
 		return 0;
@@ -304,8 +309,10 @@ ssize_t bm_conn_fill(struct bm_conn *c)
 	if (want > c->in.cap - c->in.off - c->in.len)
 		want = c->in.cap - c->in.off - c->in.len;
 	n = c->read(c, bm_buf_tail(&c->in), want);
-	if (n == BM_AGAIN)
+	if (n == BM_AGAIN) {
+		c->rd_ready = false;
 		return 0;
+	}
 	if (n < 0) {
 		c->failed = true;
 		return BM_ERROR;
@@ -316,6 +323,8 @@ ssize_t bm_conn_fill(struct bm_conn *c)
 	}
 	if ((size_t)n == want && chunk < c->in.max)
 		c->rd_chunk = (uint32_t)(chunk * 2 < c->in.max ? chunk * 2 : c->in.max);
+	if ((size_t)n < want)
+		c->rd_ready = false; /* a stream socket gave less than asked: it is empty now */
 	c->in.len += (size_t)n;
 	c->last_io = bm_evloop_now(c->loop);
 	return n;

@@ -75,6 +75,9 @@ struct bm_conn {
 	bool wr_shut;                   /* we sent FIN */
 	bool shut_pending;              /* send FIN once out is flushed */
 	bool failed;                    /* reset or other error; close it */
+	bool rd_ready;                  /* may have bytes to read: set by a read (or error) event,
+					 * cleared by a read that drained the socket, so that a
+					 * caller's speculative fill costs no syscall */
 	int err;                        /* errno of the failure */
 	uint64_t last_io;               /* loop time of the last byte moved */
 	uint32_t rd_chunk;              /* room the next read asks of in (0: the smallest) */
@@ -101,7 +104,9 @@ int bm_conn_connected(struct bm_conn *c);
 socklen_t bm_sockaddr_len(const struct sockaddr_storage *ss);
 
 /* One read into c->in (up to its max). Returns bytes read, 0 when nothing was read (EOF sets
- * rd_eof; a full buffer or EAGAIN leave it), or BM_ERROR (c->failed). */
+ * rd_eof; a full buffer or EAGAIN leave it), or BM_ERROR (c->failed). Only reads when the
+ * socket may have bytes (rd_ready): after a read that left it empty, the next read waits for
+ * the loop's next read event for c (level-triggered: nothing is missed). */
 ssize_t bm_conn_fill(struct bm_conn *c);
 /* Writes b (c->out, or another conn's input when piping) until empty or EAGAIN; then sends
  * the pending FIN if asked. BM_OK (all written), BM_AGAIN (bytes left), BM_ERROR. */

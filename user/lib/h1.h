@@ -115,6 +115,9 @@ int bm_h1_proxy_serve_ex(struct bm_h1_proxy *px, int client_fd, const struct bm_
  * (NULL: such a request is answered 503). */
 void bm_h1_proxy_set_h2(struct bm_h1_proxy *px, bm_h1_h2c_fn h2c, bm_h1_h2_open_fn open,
 			void *arg);
+/* Requests of cluster in flight at ep now (on a connection, connecting, or given a slot):
+ * bm_l7_load_fn for the router's LEAST_REQUEST. */
+uint32_t bm_h1_proxy_load(void *px, const char *cluster, const struct sockaddr_storage *ep);
 const struct bm_h1_stats *bm_h1_proxy_stats(const struct bm_h1_proxy *px);
 /* fn is called once after each attempt that reached, or tried to reach, an endpoint (l7.h);
  * not for overflows, nor for an attempt the client abandoned first. cluster is the decision's

@@ -63,7 +63,7 @@ static void cl_grow(struct h1_pool *p)
 	p->n_cbuckets = n;
 }
 
-static struct h1_cluster *cl_find(struct h1_pool *p, const char *name)
+struct h1_cluster *h1_cl_find(const struct h1_pool *p, const char *name)
 {
 	struct h1_cluster *cl = p->ctab[name_hash(name) & (p->n_cbuckets - 1)];
 
@@ -76,7 +76,7 @@ struct h1_cluster *h1_cl_get(struct bm_h1_proxy *px, const char *name,
 			     const struct bm_l7_pool *lim, bool latest)
 {
 	struct h1_pool *p = &px->pool;
-	struct h1_cluster *cl = cl_find(p, name);
+	struct h1_cluster *cl = h1_cl_find(p, name);
 	size_t len, b;
 
 	if (cl) {
@@ -229,7 +229,7 @@ bool h1_retry_allowed(struct h1_sess *s)
 
 	if (!has_cluster(s))
 		return true;
-	cl = cl_find(&s->px->pool, s->d.cluster);
+	cl = h1_cl_find(&s->px->pool, s->d.cluster);
 	max = cl ? cl->lim.max_retries : s->d.pool.max_retries;
 	return !max || !cl || cl->n_retries < max;
 }

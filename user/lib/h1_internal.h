@@ -303,6 +303,7 @@ void h1_cl_fini(struct h1_pool *p);
 struct h1_cluster *h1_cl_get(struct bm_h1_proxy *px, const char *name,
 			     const struct bm_l7_pool *lim, bool latest);
 void h1_cl_put(struct bm_h1_proxy *px, struct h1_cluster *cl);
+struct h1_cluster *h1_cl_find(const struct h1_pool *p, const char *name); /* no reference */
 /* May a new connection to e open (under max_connections, or e has none: Envoy's rule)? */
 bool h1_cl_can_open(const struct h1_cluster *cl, const struct h1_ep *e);
 void h1_cl_enqueue(struct h1_sess *s, struct h1_ep *e);

@@ -142,6 +142,36 @@ static struct h1_ep *ep_get(struct bm_h1_proxy *px, const struct sockaddr_storag
 	return e;
 }
 
+static struct h1_ep *ep_find(const struct h1_pool *p, const struct sockaddr_storage *a,
+			     const struct h1_cluster *cl, bool h2)
+{
+	uint8_t k[ADDR_KEY_MAX], k2[ADDR_KEY_MAX];
+	size_t n = ep_key(a, cl, h2, k);
+	struct h1_ep *e;
+
+	for (e = p->tab[key_hash(k, n) & (p->n_buckets - 1)]; e; e = e->hnext)
+		if (ep_key(&e->addr, e->cl, e->h2, k2) == n && !memcmp(k, k2, n))
+			return e;
+	return NULL;
+}
+
+uint32_t bm_h1_proxy_load(void *arg, const char *cluster, const struct sockaddr_storage *ep)
+{
+	struct bm_h1_proxy *px = arg;
+	const struct h1_cluster *cl = cluster ? h1_cl_find(&px->pool, cluster) : NULL;
+	uint32_t n = 0;
+
+	if (!cl)
+		return 0;
+	for (int h2 = 0; h2 < 2; h2++) {
+		const struct h1_ep *e = ep_find(&px->pool, ep, cl, h2);
+
+		if (e)
+			n += e->n_conns - e->n_idle + e->n_granted;
+	}
+	return n;
+}
+
 /* An endpoint with no connection, waiter or slot is forgotten (endpoints come and go with
  * the config), and with it its hold on the cluster. */
 static void ep_put(struct bm_h1_proxy *px, struct h1_ep *e)

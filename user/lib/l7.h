@@ -121,6 +121,10 @@ enum bm_l7_outcome {
 	BM_L7_OUT_TIMEOUT,       /* per-try or route timeout before the response head */
 };
 
+/* Requests in flight at an endpoint of a cluster (the engine's view), for LEAST_REQUEST. */
+typedef uint32_t (*bm_l7_load_fn)(void *arg, const char *cluster,
+				  const struct sockaddr_storage *endpoint);
+
 /* Called after each attempt to an endpoint (not for circuit-breaker overflows, which reach no
  * endpoint). cluster: the decision's. */
 typedef void (*bm_l7_outcome_fn)(void *arg, const char *cluster,

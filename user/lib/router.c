@@ -23,7 +23,7 @@ struct cluster {
 	struct sockaddr_storage *ep4;  /* ready endpoints with an IPv4 address */
 	struct sockaddr_storage *ep6;
 	size_t n4, n6;
-	uint32_t lb;                   /* enum bm_lb: ROUND_ROBIN or RANDOM here (see docs/l7.md) */
+	uint32_t lb;                   /* enum bm_lb: ROUND_ROBIN, RANDOM or LEAST_REQUEST here */
 	uint8_t proto;                 /* upstream: BM_L7_PROTO_H1/H2, or PROTO_CLIENT */
 	uint32_t rr;
 	struct bm_l7_pool pool;        /* DestinationRule connectionPool (circuit breaking) */
@@ -61,6 +61,8 @@ struct caller {
 struct bm_router {
 	struct bm_config_pin *pin;
 	struct bm_outlier *od;         /* the agent's, outlives routers; NULL: no ejections */
+	bm_l7_load_fn load;            /* requests in flight per endpoint (LEAST_REQUEST) */
+	void *load_arg;
 	struct vsc *vscs;
 	size_t n_vscs;
 	struct rport *ports;
@@ -224,7 +226,9 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 	c = &r->clusters[r->n_clusters];
 	memset(c, 0, sizeof(*c));
 	c->name = strdup(name);
-	c->lb = bm_compile_lb(s, subset, p->port) == BM_LB_RANDOM ? BM_LB_RANDOM : BM_LB_ROUND_ROBIN;
+	c->lb = bm_compile_lb(s, subset, p->port);
+	if (c->lb != BM_LB_RANDOM && c->lb != BM_LB_LEAST_REQUEST)
+		c->lb = BM_LB_ROUND_ROBIN; /* PASSTHROUGH, and a hash (c->hash) when no key */
 	const struct bm_conn_pool *cp = bm_compile_pool(s, subset, p->port);
 	const struct bm_outlier_policy *od = bm_compile_outlier(s, subset, p->port);
 
@@ -485,6 +489,23 @@ static bool ejected(const struct bm_router *r, const struct cluster *c,
 	return c->od.set && bm_outlier_ejected(r->od, c->name, ep);
 }
 
+/* The next endpoint in round-robin order; with LEAST_REQUEST (Envoy's power of two choices)
+ * that one or a random other, whichever has fewer requests in flight, ties to the round-robin
+ * one (so that requests one at a time still spread evenly). */
+static uint32_t least_request(struct bm_router *r, struct cluster *c,
+			      const struct sockaddr_storage *v, size_t n)
+{
+	uint32_t a = c->rr++, b;
+
+	if (c->lb != BM_LB_LEAST_REQUEST || !r->load || n < 2)
+		return a;
+	b = a + 1 + rnd32(r) % (uint32_t)(n - 1); /* another index than a, mod n */
+	return r->load(r->load_arg, c->name, &v[b % n]) <
+			       r->load(r->load_arg, c->name, &v[a % n]) ?
+		       b :
+		       a;
+}
+
 /* An endpoint of c, in the family of the original destination when it has one there; not an
  * ejected one (outlierDetection) unless fewer than minHealthPercent are healthy (Envoy's
  * panic mode); not avoid (a retry's last endpoint, Istio's previous_hosts) when another can
@@ -510,7 +531,7 @@ static int pick_endpoint(struct bm_router *r, struct cluster *c, int family,
 	if (hash && (v6 ? c->ring6 : c->ring4))
 		i = (v6 ? c->ring6 : c->ring4)[*hash % (v6 ? c->m6 : c->m4)];
 	else
-		i = c->lb == BM_LB_RANDOM ? rnd32(r) : c->rr++;
+		i = c->lb == BM_LB_RANDOM ? rnd32(r) : least_request(r, c, v, n);
 	if (c->od.set && bm_outlier_n_ejected(r->od)) {
 		healthy = 0;
 		for (size_t k = 0; k < n; k++)
@@ -633,6 +654,12 @@ static void add_set_cookie(struct bm_router *r, struct bm_l7_decision *d, bool s
 	if (set_cookie && d->resp_edits.n_add < BM_L7_MAX_EDITS)
 		d->resp_edits.add[d->resp_edits.n_add++] =
 			(struct bm_http_edit){ .name = "set-cookie", .value = r->cookie_buf };
+}
+
+void bm_router_set_load(struct bm_router *r, bm_l7_load_fn fn, void *arg)
+{
+	r->load = fn;
+	r->load_arg = arg;
 }
 
 void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)

@@ -35,6 +35,8 @@ struct bm_router *bm_router_build(const struct bm_catalog *cat,
 				  struct bm_config_pin *pin, struct bm_outlier *od, char *err,
 				  size_t errlen);
 void bm_router_free(struct bm_router *r);
+/* The engine's load per endpoint, for LEAST_REQUEST (without it: round robin). */
+void bm_router_set_load(struct bm_router *r, bm_l7_load_fn fn, void *arg);
 
 /* bm_l7_route_fn: arg is the router. Strings in d point into the router, or into a buffer
  * valid until the next call (rewrite_path, location): the engine copies what it keeps. */
