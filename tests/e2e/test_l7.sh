@@ -2,7 +2,8 @@
 # End to end, in a two-node lab: HTTP routing by the node agent. The client pod's connections
 # to an HTTP service port go to its node's agent, which routes each request: the seed's canary
 # (90/10 on /api/v2, x-env: canary to v2, the rest to v1) on keep-alive connections, retries,
-# timeouts, faults, redirects; a hostile request; the agent stopped (L4 meanwhile) and back.
+# timeouts, faults, redirects; a hostile request; the agent stopped (L4 meanwhile) and back;
+# mirror and mirrorPercentage.
 . "$(dirname "$0")/lib.sh"
 
 EX=$E2E_ROOT/examples
@@ -185,5 +186,51 @@ check "the kernel counted them as l7_noagent ($noag)" test "${noag:-0}" -ge 50
 lab agent start "$cnode" >/dev/null
 s=$(versions 50 /anything -H 'x-env: canary')
 check "agent back: x-env: canary -> v2 for 50 of 50 again ($(echo $s))" test "$(count_of v2 "$s")" = 50
+
+# 9. mirror: requests routed to v1 are copied to v2 (answers dropped), all then about half.
+lab delete "$TMP/canary.yaml" >/dev/null
+mirror_vs() { # percent
+	cat <<YAML
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: backend-mirror
+spec:
+  hosts: [backend]
+  http:
+  - route:
+    - destination: {host: backend, subset: v1}
+    mirror: {host: backend, subset: v2}
+    mirrorPercentage: {value: $1}
+YAML
+}
+seen_v2() { # path: requests for path in the v2 pods' logs
+	local n=0 p
+	for p in $(lab pods | awk '$1 ~ /^backend-v2-/ { print $1 }'); do
+		n=$((n + $(lab logs "$p" | grep -c " $1 ")))
+	done
+	echo "$n"
+}
+wait_seen_v2() { # path want: up to 3 s for the copies to land
+	local n
+	for ((i = 0; i < 30; i++)); do
+		n=$(seen_v2 "$1")
+		[ "$n" -ge "$2" ] && break
+		sleep 0.1
+	done
+	echo "$n"
+}
+mirror_vs 100 >"$TMP/mirror.yaml"
+lab apply "$TMP/mirror.yaml" >/dev/null
+s=$(versions 40 /m1)
+check "mirror: the client's 40 answers all come from v1 ($(echo $s))" test "$(count_of v1 "$s")" = 40
+n=$(wait_seen_v2 /m1 40)
+check "mirror 100%: v2 got a copy of each of the 40 ($n)" test "$n" = 40
+mirror_vs 50 >"$TMP/mirror.yaml"
+lab apply "$TMP/mirror.yaml" >/dev/null
+s=$(versions 400 /m2)
+n=$(wait_seen_v2 /m2 400)
+check "mirrorPercentage 50: v2 got copies of about half of 400 (140..260: $n), the client only v1 ($(echo $s))" \
+	test "$n" -ge 140 -a "$n" -le 260 -a "$(count_of v1 "$s")" = 400
 
 e2e_finish

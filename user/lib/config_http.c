@@ -755,14 +755,8 @@ static void http_route(struct bm_px *p, const struct bm_ynode *it, bool mesh,
 		retries(p, re, rt);
 	if (bm_px_fmap(p, it, "fault", &f) == 1)
 		fault(p, f, rt);
-	if (bm_cfg_destination(p, it, "mirror", &rt->mirror) == 1) {
+	if (bm_cfg_destination(p, it, "mirror", &rt->mirror) == 1)
 		rt->has_mirror = true;
-		size_t mm = bm_px_push(p, "mirror");
-
-		bm_px_unsup_why(p, bm_px_key_line(it, "mirror"),
-				"requests are routed without their mirror copy for now");
-		bm_px_pop(p, mm);
-	}
 	fpercent(p, it, "mirrorPercentage", &rt->mirror_ppm);
 	headers(p, it, &rt->headers);
 

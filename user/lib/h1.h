@@ -52,6 +52,9 @@ struct bm_h1_stats {
 					  * retry buffer when a retry was wanted */
 	uint64_t upgrades;               /* tunnels after 101 */
 	uint64_t h2c_handoffs;           /* h2c upgrades handed to the h2 front */
+	uint64_t mirrors;                /* mirror copies sent (VirtualService mirror) */
+	uint64_t mirror_skipped;         /* not sent: the body was beyond the retry buffer */
+	uint64_t mirror_failed;          /* the copy's connect or send failed, or timed out */
 	/* Circuit breaking, per cluster limits (bm_l7_pool); Envoy's names. */
 	uint64_t cx_overflow;            /* max_connections kept a request from a new connection */
 	uint64_t rq_pending_total;       /* requests that waited for a connection */

@@ -113,6 +113,13 @@ void h1_route(struct h1_sess *s)
 		h1_local_reply(s, s->d.status, s->d.body, s->d.location, &s->d.resp_edits);
 		return;
 	case BM_L7_FORWARD:
+		if (s->attempt == 0 && s->d.mirror) {
+			s->mirror_pending = true;
+			s->mirror_up = s->d.mirror_upstream;
+			s->mirror_proto = s->d.mirror_proto;
+			if (s->req_done)
+				h1_shadow_send(s);
+		}
 		if (s->attempt == 0 && s->d.delay_ms) {
 			s->waiting_backoff = false;
 			h1_set_state(s, H1_WAIT);
@@ -324,6 +331,8 @@ void h1_req_complete(struct h1_sess *s)
 	s->req_done = true;
 	if (s->req_chunked && s->up && h1_last_chunk(&s->up->c->out, &s->rq, true))
 		s->up->c->failed = true;
+	if (s->mirror_pending)
+		h1_shadow_send(s);
 	arm_route_timeout(s);
 	arm_try_timeout(s);
 }

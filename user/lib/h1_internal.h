@@ -152,6 +152,11 @@ struct h1_sess {
 	bool waiting_backoff;     /* H1_WAIT: back-off (else the fault delay) */
 	bool attempt_live;        /* an attempt went for an endpoint; its outcome is not told */
 
+	/* VirtualService mirror (h1_shadow.c): sent once the request is complete. */
+	bool mirror_pending;
+	uint32_t mirror_proto;
+	struct sockaddr_storage mirror_up;
+
 	/* Circuit breaking (h1_cluster.c). */
 	struct h1_ep *wait_ep;    /* queued at (pending), or given a slot at (granted) */
 	struct h1_sess *cq_prev, *cq_next, *eq_prev, *eq_next; /* cluster's and endpoint's queue */
@@ -185,6 +190,7 @@ struct bm_h1_proxy {
 	void *route_arg;
 	struct bm_h1_stats st;
 	struct h1_sess *sessions;
+	struct h1_shadow *shadows;   /* mirror copies in flight */
 	struct h1_pool pool;
 	bm_l7_outcome_fn outcome;
 	void *outcome_arg;
@@ -275,6 +281,14 @@ void h1_sess_close(struct h1_sess *s);
 void h1_start_closing(struct h1_sess *s);
 void h1_next_request(struct h1_sess *s);
 void h1_kick(struct h1_sess *s);
+
+/* h1_shadow.c: VirtualService mirror copies, fire and forget. */
+#define H1_SHADOW_MS 10000        /* a copy's whole life: connect, send, read the answer */
+/* s's copy to its mirror (s->mirror_*), if its body is whole in the replay buffer. */
+void h1_shadow_send(struct h1_sess *s);
+void h1_shadows_free(struct bm_h1_proxy *px);
+/* h1_req.c: the copy's head ("-shadow" host, content-length framing) and body. */
+int h1_req_write_shadow(struct h1_sess *s, struct bm_buf *out);
 
 /* h1_pool.c: upstream connections per endpoint of a cluster. */
 enum h1_get {

@@ -139,6 +139,7 @@ void bm_h1_proxy_free(struct bm_h1_proxy *px)
 		return;
 	while (px->sessions)
 		h1_sess_close(px->sessions);
+	h1_shadows_free(px);
 	h1_pool_fini(px);
 	free(px);
 }

@@ -358,6 +358,29 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 	return bm_buf_append(out, "\r\n", 2);
 }
 
+int h1_req_write_shadow(struct h1_sess *s, struct bm_buf *out)
+{
+	const struct bm_l7_decision *d = &s->d;
+	const char *path = d->rewrite_path ? d->rewrite_path : s->req.path;
+	const char *auth = d->rewrite_authority ? d->rewrite_authority : s->req.authority;
+	const char *port = strrchr(auth, ':');
+	size_t body = bm_buf_pending(&s->replay);
+
+	/* Envoy's shadow host: "-shadow" after the host name, before any port. */
+	if (!port || strchr(port, ']'))
+		port = auth + strlen(auth);
+	if (bm_buf_printf(out, "%s %s HTTP/1.1\r\nhost: %.*s-shadow%s\r\n", s->req.method, path,
+			  (int)(port - auth), auth, port) ||
+	    h1_write_fields(out, &s->rq, &d->req_edits, skip_req_field, s) || write_xff(s, out))
+		return -1;
+	if ((body || s->req_chunked || s->req_has_cl) &&
+	    bm_buf_printf(out, "content-length: %zu\r\n", body))
+		return -1;
+	if (bm_buf_append(out, "connection: close\r\n\r\n", 21))
+		return -1;
+	return body ? bm_buf_append(out, bm_buf_head(&s->replay), body) : 0;
+}
+
 int h1_req_write_replay(struct h1_sess *s, struct bm_buf *out)
 {
 	size_t n = bm_buf_pending(&s->replay);
@@ -440,6 +463,7 @@ void h1_req_reset(struct h1_sess *s)
 	s->req_keepalive = s->req_chunked = s->req_has_cl = s->req_upgrade = false;
 	s->req_http10 = s->is_head = s->idempotent = s->expect_100 = s->sent_100 = false;
 	s->te_trailers = false;
+	s->mirror_pending = false;
 	s->req_cl = 0;
 	bm_buf_release(&s->replay);
 	s->replay_overflow = false;

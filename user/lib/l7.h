@@ -89,6 +89,11 @@ struct bm_l7_decision {
 	uint32_t delay_ms;             /* fault injection: delay before forwarding */
 	struct bm_l7_pool pool;        /* the cluster's limits (circuit breaking) */
 	uint32_t upstream_proto;       /* BM_L7_PROTO_*: how to speak to the endpoint */
+	/* VirtualService mirror (this request drew its mirrorPercentage): a copy goes to this
+	 * endpoint, with "-shadow" added to the host, and its answer is dropped. */
+	bool mirror;
+	struct sockaddr_storage mirror_upstream;
+	uint32_t mirror_proto;         /* BM_L7_PROTO_* */
 	/* RESPOND */
 	int status;
 	const char *location;          /* redirect target, NULL if none */

@@ -38,7 +38,8 @@ struct cluster {
 struct vsc {
 	struct bm_virtual_service vs;  /* a shallow copy: its arrays live in the pinned parses */
 	struct bm_http_routes *routes;
-	size_t n_dests;                /* destinations over all its rules */
+	size_t n_dests;                /* destinations over all its rules (a mirror is one more,
+					* after the rule's route destinations) */
 	size_t *dest_base;             /* rule -> index of its first destination */
 };
 
@@ -300,7 +301,7 @@ static int add_vsc(struct bm_router *r, const struct bm_virtual_service *vs, cha
 	}
 	for (size_t i = 0; i < vs->n_http; i++) {
 		v->dest_base[i] = v->n_dests;
-		v->n_dests += vs->http[i].n_route;
+		v->n_dests += vs->http[i].n_route + (vs->http[i].has_mirror ? 1 : 0);
 	}
 	if (bm_http_routes_compile(&v->vs, &v->routes, err, errlen)) {
 		free(v->dest_base);
@@ -338,8 +339,10 @@ static int add_port(struct bm_router *r, const struct bm_catalog *cat, const str
 		return -1;
 	}
 	for (size_t i = 0; i < v->vs.n_http; i++)
-		for (size_t j = 0; j < v->vs.http[i].n_route; j++) {
-			const struct bm_destination *d = &v->vs.http[i].route[j].dest;
+		for (size_t j = 0; j < v->vs.http[i].n_route + v->vs.http[i].has_mirror; j++) {
+			const struct bm_destination *d = j < v->vs.http[i].n_route ?
+								 &v->vs.http[i].route[j].dest :
+								 &v->vs.http[i].mirror;
 			const struct bm_cat_svc *t = bm_catalog_find(cat, d->host, v->vs.meta.ns);
 			const struct bm_cat_port *tp;
 			uint32_t *slot = &rp->dest[v->dest_base[i] + j];
@@ -656,6 +659,23 @@ static void add_set_cookie(struct bm_router *r, struct bm_l7_decision *d, bool s
 			(struct bm_http_edit){ .name = "set-cookie", .value = r->cookie_buf };
 }
 
+/* The rule's mirror, for mirrorPercentage of the requests (100 % when unset): an endpoint of
+ * its cluster (none: no copy). */
+static void mirror(struct bm_router *r, const struct rport *rp, const struct vsc *v, int rule,
+		   const struct bm_http_req *req, struct bm_l7_decision *d)
+{
+	const struct bm_http_route *rt = &v->vs.http[rule];
+	uint32_t mc = rp->dest[v->dest_base[rule] + rt->n_route];
+
+	if (mc == UINT32_MAX || !bm_http_chance(rt->mirror_ppm, rnd32(r)))
+		return;
+	if (pick_endpoint(r, &r->clusters[mc], req->orig_dst.ss_family, NULL, NULL,
+			  &d->mirror_upstream))
+		return;
+	d->mirror = true;
+	d->mirror_proto = proto_for(&r->clusters[mc], req);
+}
+
 void bm_router_set_load(struct bm_router *r, bm_l7_load_fn fn, void *arg)
 {
 	r->load = fn;
@@ -783,4 +803,6 @@ void bm_router_route(void *arg, const struct bm_http_req *req, struct bm_l7_deci
 	}
 	if (rt->has_fault && rt->fault.has_delay && bm_http_chance(rt->fault.delay_ppm, rnd32(r)))
 		d->delay_ms = rt->fault.delay_ms;
+	if (rt->has_mirror && !req->attempt)
+		mirror(r, rp, v, rule, req, d);
 }
