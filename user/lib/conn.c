@@ -67,7 +67,7 @@ int bm_buf_reserve(struct bm_buf *b, size_t n)
 	return 0;
 }
 
-int bm_buf_append(struct bm_buf *b, const void *p, size_t n)
+int bm_buf_append_slow(struct bm_buf *b, const void *p, size_t n)
 {
 	if (!n)
 		return 0;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -29,7 +30,7 @@ void bm_buf_release(struct bm_buf *b); /* frees the memory; pending bytes are dr
 /* Makes room for n more bytes at the tail (compacting or growing). 0, or -1 when that
  * would exceed max or memory is short. */
 int bm_buf_reserve(struct bm_buf *b, size_t n);
-int bm_buf_append(struct bm_buf *b, const void *p, size_t n);
+int bm_buf_append_slow(struct bm_buf *b, const void *p, size_t n);
 int bm_buf_printf(struct bm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bm_buf_consume(struct bm_buf *b, size_t n);
 
@@ -49,6 +50,17 @@ static inline char *bm_buf_tail(const struct bm_buf *b)
 static inline size_t bm_buf_room(const struct bm_buf *b)
 {
 	return b->max - b->len;
+}
+/* Appends n bytes: 0, or -1 beyond max or out of memory. The common case (room at the tail
+ * already) is inline; growing and compacting are bm_buf_append_slow's. */
+static inline int bm_buf_append(struct bm_buf *b, const void *p, size_t n)
+{
+	if (n && n <= b->cap - b->off - b->len && n <= b->max - b->len) {
+		memcpy(b->data + b->off + b->len, p, n);
+		b->len += n;
+		return 0;
+	}
+	return bm_buf_append_slow(b, p, n);
 }
 
 struct bm_conn;

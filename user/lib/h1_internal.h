@@ -5,6 +5,7 @@
 
 #include <llhttp.h>
 #include <netinet/in.h>
+#include <string.h>
 
 #include "h1.h"
 
@@ -30,6 +31,7 @@ struct h1_head {
 	size_t bytes;            /* head bytes fed to the parser so far */
 	bool in_field;           /* a field is open (name seen, value not complete) */
 	bool done;               /* headers complete: later fields are trailers */
+	bool has_connection;     /* a connection field is among the fields */
 	int err_status;          /* a limit hit in a callback: 431 (request) */
 	size_t trailer_bytes;
 	/* Trailer fields of a chunked body, as "name: value\r\n" lines (names lowercased,
@@ -228,7 +230,19 @@ bool h1_listed_in_connection(const struct h1_head *h, const char *name, size_t l
 const char *h1_reason(int status);
 bool h1_is_hop_by_hop(const char *name, size_t len);
 bool h1_edit_protected(const char *name);
-bool h1_name_eq(const char *a, size_t alen, const char *b);
+/* Is a[0, alen) the NUL-terminated b? (Inline: strlen of a literal folds away.) */
+static inline bool h1_name_eq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && !memcmp(a, b, alen);
+}
+/* Appends without printf (the hot path): a string, a string of known length, a number. */
+static inline int h1_put(struct bm_buf *out, const char *s)
+{
+	return bm_buf_append(out, s, strlen(s));
+}
+int h1_put_u64(struct bm_buf *out, uint64_t v);
+/* "content-length: <n>\r\n" */
+int h1_put_content_length(struct bm_buf *out, uint64_t n);
 void h1_random(struct bm_h1_proxy *px, void *buf, size_t n);
 void h1_uuid4(struct bm_h1_proxy *px, char out[37]);
 void h1_format_ip(const struct sockaddr_storage *ss, char *out, size_t len);

@@ -28,7 +28,7 @@ void h1_head_reset(struct h1_head *h)
 	h->n = 0;
 	h->url_off = h->url_len = 0;
 	h->bytes = 0;
-	h->in_field = h->done = false;
+	h->in_field = h->done = h->has_connection = false;
 	h->err_status = 0;
 	h->trailer_bytes = 0;
 	h->tr_line = 0;
@@ -94,7 +94,7 @@ bool h1_listed_in_connection(const struct h1_head *h, const char *name, size_t l
 	char tok[128];
 	size_t i;
 
-	if (len >= sizeof(tok))
+	if (!h->has_connection || len >= sizeof(tok))
 		return false;
 	memcpy(tok, name, len);
 	tok[len] = 0;
@@ -278,6 +278,8 @@ static int on_header_value_complete(llhttp_t *p)
 	while (f->val_len && (h->arena.data[f->val_off + f->val_len - 1] == ' ' ||
 			      h->arena.data[f->val_off + f->val_len - 1] == '\t'))
 		f->val_len--;
+	if (h1_name_eq(h->arena.data + f->name_off, f->name_len, "connection"))
+		h->has_connection = true;
 	h->n++;
 	h->in_field = false;
 	return 0;

@@ -322,7 +322,7 @@ static int write_xff(struct h1_sess *s, struct bm_buf *out)
 		if (bm_buf_append(out, h1_val(h, f), f->val_len) || bm_buf_append(out, ", ", 2))
 			return -1;
 	}
-	return bm_buf_printf(out, "%s\r\nx-forwarded-proto: http\r\n", s->client_ip);
+	return h1_put(out, s->client_ip) || bm_buf_append(out, "\r\nx-forwarded-proto: http\r\n", 27);
 }
 
 int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
@@ -333,10 +333,11 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 	const char *auth = d->rewrite_authority ? d->rewrite_authority : s->req.authority;
 	uint32_t max = h1_up_max_requests(s->px, s->up);
 
-	if (bm_buf_printf(out, "%s %s HTTP/1.1\r\n", s->req.method, path))
+	if (h1_put(out, s->req.method) || bm_buf_append(out, " ", 1) || h1_put(out, path) ||
+	    bm_buf_append(out, " HTTP/1.1\r\n", 11))
 		return -1;
 	if (!edits_name(e->remove, e->n_remove, "host") && !edits_name(e->set, e->n_set, "host") &&
-	    bm_buf_printf(out, "host: %s\r\n", auth))
+	    (bm_buf_append(out, "host: ", 6) || h1_put(out, auth) || bm_buf_append(out, "\r\n", 2)))
 		return -1;
 	if (h1_write_fields(out, &s->rq, e, skip_req_field, s) || write_xff(s, out))
 		return -1;
@@ -346,7 +347,7 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 	if (s->req_chunked && bm_buf_append(out, "transfer-encoding: chunked\r\n", 28))
 		return -1;
 	if (!s->req_chunked && s->req_has_cl &&
-	    bm_buf_printf(out, "content-length: %llu\r\n", (unsigned long long)s->req_cl))
+	    h1_put_content_length(out, s->req_cl))
 		return -1;
 	if (s->req_upgrade) {
 		if (bm_buf_append(out, "connection: upgrade\r\n", 21))

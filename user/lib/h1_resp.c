@@ -55,14 +55,16 @@ static int write_head(struct h1_sess *s, int code)
 	 * the request ended leaves the rest of its body unread. */
 	if ((s->req_upgrade && code != 101) || !s->req_done)
 		s->close_after = true;
-	if (bm_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", code, (int)rlen, reason) ||
+	if (bm_buf_append(out, "HTTP/1.1 ", 9) || h1_put_u64(out, (uint64_t)code) ||
+	    bm_buf_append(out, " ", 1) || bm_buf_append(out, reason, rlen) ||
+	    bm_buf_append(out, "\r\n", 2) ||
 	    h1_write_fields(out, &s->rs, &s->d.resp_edits, skip_resp_field, s))
 		return -1;
 	if (code == 101)
 		return bm_buf_append(out, "connection: upgrade\r\n\r\n", 23);
 	if (nobody) {
 		if ((p->flags & F_CONTENT_LENGTH) &&
-		    bm_buf_printf(out, "content-length: %llu\r\n", (unsigned long long)p->content_length))
+		    h1_put_content_length(out, p->content_length))
 			return -1;
 	} else if ((p->flags & F_CHUNKED) || !(p->flags & F_CONTENT_LENGTH)) {
 		/* Chunked or read-until-close upstream: chunked to a 1.1 client, close-delimited
@@ -73,8 +75,7 @@ static int write_head(struct h1_sess *s, int code)
 			return -1;
 		else
 			s->resp_chunk_out = true;
-	} else if (bm_buf_printf(out, "content-length: %llu\r\n",
-				 (unsigned long long)p->content_length)) {
+	} else if (h1_put_content_length(out, p->content_length)) {
 		return -1;
 	}
 	if (write_connection(s, out))

@@ -47,23 +47,26 @@ const char *h1_reason(int status)
 	}
 }
 
-bool h1_name_eq(const char *a, size_t alen, const char *b)
-{
-	return alen == strlen(b) && !memcmp(a, b, alen);
-}
 
 /* Connection-scoped fields (RFC 9110 7.6.1), never forwarded as such; the engine writes its
  * own framing and connection fields. */
 bool h1_is_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-					   "transfer-encoding", "upgrade", "trailer" };
-	size_t i;
-
-	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (h1_name_eq(name, len, hop[i]))
-			return true;
-	return false;
+	/* connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade, trailer */
+	switch (len) {
+	case 2:
+		return !memcmp(name, "te", 2);
+	case 7:
+		return !memcmp(name, "upgrade", 7) || !memcmp(name, "trailer", 7);
+	case 10:
+		return !memcmp(name, "connection", 10) || !memcmp(name, "keep-alive", 10);
+	case 16:
+		return !memcmp(name, "proxy-connection", 16);
+	case 17:
+		return !memcmp(name, "transfer-encoding", 17);
+	default:
+		return false;
+	}
 }
 
 /* Fields a route's header edits may not touch: framing and the forwarding fields the
@@ -135,7 +138,32 @@ int h1_last_chunk(struct bm_buf *out, const struct h1_head *h, bool with_trailer
 
 int h1_chunk_header(struct bm_buf *out, size_t len)
 {
-	return bm_buf_printf(out, "%zx\r\n", len);
+	char b[20];
+	int i = (int)sizeof(b);
+
+	b[--i] = '\n';
+	b[--i] = '\r';
+	do
+		b[--i] = "0123456789abcdef"[len & 15];
+	while ((len >>= 4));
+	return bm_buf_append(out, b + i, sizeof(b) - (size_t)i);
+}
+
+int h1_put_u64(struct bm_buf *out, uint64_t v)
+{
+	char b[20];
+	int i = (int)sizeof(b);
+
+	do
+		b[--i] = (char)('0' + v % 10);
+	while ((v /= 10));
+	return bm_buf_append(out, b + i, sizeof(b) - (size_t)i);
+}
+
+int h1_put_content_length(struct bm_buf *out, uint64_t n)
+{
+	return bm_buf_append(out, "content-length: ", 16) || h1_put_u64(out, n) ||
+	       bm_buf_append(out, "\r\n", 2);
 }
 
 /* ---- randomness ---- */
