@@ -121,7 +121,7 @@ $(BIN)/bpfmeshctl: $(patsubst %.c,$(UOUT)/obj/%.o,$(CTL_SRC)) $(LIB_A) $(LLHTTP_
 
 $(BIN)/bm-echo: $(patsubst %.c,$(UOUT)/obj/%.o,$(ECHO_SRC)) $(LLHTTP_A)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ -lnghttp2
 
 $(BIN)/bm-lab-render: $(patsubst %.c,$(UOUT)/obj/%.o,$(LAB_SRC)) $(LIB_A) $(LLHTTP_A)
 	@mkdir -p $(@D)

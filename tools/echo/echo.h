@@ -45,6 +45,8 @@ struct bm_echo_cfg {
 struct bm_listener;
 struct bm_udp;
 struct bm_conn;
+struct bm_http;
+struct bm_h2;
 
 struct bm_echo {
 	struct bm_loop loop;
@@ -60,8 +62,8 @@ struct bm_echo {
 	struct bm_buf logline;		/* access log line under construction */
 };
 
-/* What a connection does with its events; a connection starts in sniff and moves to raw or
- * http once the first bytes tell which. */
+/* What a connection does with its events; a connection starts in sniff and moves to raw,
+ * http or h2 once the first bytes tell which (and from http to h2 on an h2c upgrade). */
 struct bm_proto {
 	const char *name;
 	void (*on_event)(struct bm_conn *c, uint32_t events);
@@ -80,7 +82,8 @@ struct bm_conn {
 	struct bm_timer timer;		/* owned by the current protocol */
 	uint64_t last_io;		/* loop time of the last byte read or written */
 	bool rd_eof;			/* the peer sent FIN */
-	struct bm_http *http;
+	struct bm_http *http;		/* HTTP/1.x state (http.c) */
+	struct bm_h2 *h2;		/* HTTP/2 state (h2.c) */
 	struct bm_deferred dead;
 	char local[BM_ECHO_ADDRSTRLEN];
 	char peer[BM_ECHO_ADDRSTRLEN];
@@ -113,12 +116,13 @@ static inline bool bm_conn_can_read(const struct bm_conn *c)
 	return !c->rd_eof && (!c->in.cap || bm_buf_pending(&c->in) < c->in.cap);
 }
 
-/* sniff.c, raw.c, http.c */
-enum bm_sniff { BM_SNIFF_MORE, BM_SNIFF_HTTP, BM_SNIFF_RAW };
+/* sniff.c, raw.c, http.c, h2.c */
+enum bm_sniff { BM_SNIFF_MORE, BM_SNIFF_HTTP, BM_SNIFF_H2, BM_SNIFF_RAW };
 enum bm_sniff bm_sniff(const char *p, size_t n);
 void bm_sniff_start(struct bm_conn *c);
 void bm_raw_start(struct bm_conn *c);
 void bm_http_start(struct bm_conn *c);
+void bm_h2_start(struct bm_conn *c);
 
 /* listen.c */
 int bm_bind_any(int type, uint16_t port);
@@ -142,6 +146,7 @@ int bm_json_str(struct bm_buf *b, size_t max, const char *s, size_t n, bool lowe
 int bm_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
 int bm_parse_duration_ms(const char *s, size_t n, uint64_t unit_ms, uint64_t max_ms,
 			 uint64_t *out);
+int bm_parse_base64url(const char *s, size_t n, uint8_t *out, size_t max, size_t *outlen);
 
 /* cli.c */
 int bm_cli_parse(int argc, char **argv, struct bm_echo_cfg *cfg);

@@ -29,12 +29,8 @@ static int on_message_begin(llhttp_t *p)
 {
 	struct bm_http *h = http_of(p);
 
-	h->arena.off = h->arena.len = 0;
-	h->url_len = 0;
-	h->nhdrs = 0;
+	bm_req_reset(&h->req);
 	h->in_field = false;
-	h->url_done = false;
-	h->body_bytes = 0;
 	h->err_status = 0;
 	h->err_reason = NULL;
 	return 0;
@@ -44,30 +40,34 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 {
 	struct bm_http *h = http_of(p);
 
-	if (bm_buf_append(&h->arena, at, len, BM_HTTP_HEAD_MAX))
+	if (bm_buf_append(&h->req.arena, at, len, BM_HTTP_HEAD_MAX))
 		return refuse(p, 431, "request target too long");
-	h->url_len += (uint32_t)len;
+	h->req.url_len += (uint32_t)len;
 	return 0;
 }
 
 static int on_url_complete(llhttp_t *p)
 {
-	http_of(p)->url_done = true;
+	struct bm_req *r = &http_of(p)->req;
+
+	r->url_done = true;
+	r->method = llhttp_method_name(p->method);
 	return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct bm_http *h = http_of(p);
-	struct bm_hdr *hdr = &h->hdrs[h->nhdrs < BM_HTTP_MAX_HEADERS ? h->nhdrs : 0];
+	struct bm_req *r = &h->req;
+	struct bm_hdr *hdr = &r->hdrs[r->nhdrs < BM_HTTP_MAX_HEADERS ? r->nhdrs : 0];
 
 	if (!h->in_field) {
-		if (h->nhdrs == BM_HTTP_MAX_HEADERS)
+		if (r->nhdrs == BM_HTTP_MAX_HEADERS)
 			return refuse(p, 431, "too many header fields");
-		*hdr = (struct bm_hdr){ .name_off = (uint32_t)h->arena.len };
+		*hdr = (struct bm_hdr){ .name_off = (uint32_t)r->arena.len };
 		h->in_field = true;
 	}
-	if (bm_buf_append(&h->arena, at, len, BM_HTTP_HEAD_MAX))
+	if (bm_buf_append(&r->arena, at, len, BM_HTTP_HEAD_MAX))
 		return refuse(p, 431, "header fields too large");
 	hdr->name_len += (uint32_t)len;
 	return 0;
@@ -76,8 +76,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct bm_http *h = http_of(p);
-	const struct bm_hdr *hdr = &h->hdrs[h->nhdrs];
-	char last = hdr->name_len ? h->arena.data[hdr->name_off + hdr->name_len - 1] : 0;
+	struct bm_req *r = &h->req;
+	const struct bm_hdr *hdr = &r->hdrs[r->nhdrs];
+	char last = hdr->name_len ? r->arena.data[hdr->name_off + hdr->name_len - 1] : 0;
 
 	/* "Host : a" is refused as RFC 9112 5.1 asks: llhttp does so only when built with
 	 * LLHTTP_STRICT_MODE, and proxies that read such a field differently can be smuggled. */
@@ -86,30 +87,30 @@ static int on_header_field_complete(llhttp_t *p)
 		return -1;
 	}
 	h->in_field = false;
-	h->hdrs[h->nhdrs].val_off = (uint32_t)h->arena.len;
-	h->hdrs[h->nhdrs].val_len = 0;
+	r->hdrs[r->nhdrs].val_off = (uint32_t)r->arena.len;
+	r->hdrs[r->nhdrs].val_len = 0;
 	return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-	struct bm_http *h = http_of(p);
+	struct bm_req *r = &http_of(p)->req;
 
-	if (bm_buf_append(&h->arena, at, len, BM_HTTP_HEAD_MAX))
+	if (bm_buf_append(&r->arena, at, len, BM_HTTP_HEAD_MAX))
 		return refuse(p, 431, "header fields too large");
-	h->hdrs[h->nhdrs].val_len += (uint32_t)len;
+	r->hdrs[r->nhdrs].val_len += (uint32_t)len;
 	return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
-	struct bm_http *h = http_of(p);
-	struct bm_hdr *hdr = &h->hdrs[h->nhdrs];
+	struct bm_req *r = &http_of(p)->req;
+	struct bm_hdr *hdr = &r->hdrs[r->nhdrs];
 
-	while (hdr->val_len && (h->arena.data[hdr->val_off + hdr->val_len - 1] == ' ' ||
-				h->arena.data[hdr->val_off + hdr->val_len - 1] == '\t'))
+	while (hdr->val_len && (r->arena.data[hdr->val_off + hdr->val_len - 1] == ' ' ||
+				r->arena.data[hdr->val_off + hdr->val_len - 1] == '\t'))
 		hdr->val_len--;
-	h->nhdrs++;
+	r->nhdrs++;
 	return 0;
 }
 
@@ -118,12 +119,13 @@ static int on_headers_complete(llhttp_t *p)
 {
 	struct bm_conn *c = p->data;
 	struct bm_http *h = c->http;
-	const struct bm_hdr *x = bm_http_header(h, "expect");
+	const struct bm_hdr *x = bm_req_header(&h->req, "expect");
 	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 	h->in_head = false;
+	h->req.http10 = p->http_major == 1 && p->http_minor == 0;
 	if (x && p->http_major == 1 && p->http_minor >= 1 && x->val_len == 12 &&
-	    !strncasecmp(h->arena.data + x->val_off, "100-continue", 12))
+	    !strncasecmp(h->req.arena.data + x->val_off, "100-continue", 12))
 		bm_buf_append(&c->out, cont, sizeof(cont) - 1, BM_ECHO_OUT_MAX);
 	return 0;
 }
@@ -131,7 +133,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
 	(void)at;
-	http_of(p)->body_bytes += len;
+	http_of(p)->req.body_bytes += len;
 	return 0;
 }
 
@@ -159,7 +161,8 @@ static const llhttp_settings_t settings = {
 };
 
 /* Feeds buffered input to the parser, up to the end of one request, and starts its reply.
- * Returns 0, or -1 if the connection must be closed. */
+ * Returns 0, 1 if the connection became HTTP/2 (c->http is gone), or -1 if it must be
+ * closed. */
 static int http_feed(struct bm_conn *c)
 {
 	struct bm_http *h = c->http;
@@ -189,16 +192,21 @@ static int http_feed(struct bm_conn *c)
 	h->msg_done = false;
 	h->in_head = true;
 	h->head_bytes = 0;
-	/* CONNECT and Upgrade: answered as plain requests, then the connection ends, since
-	 * whatever the client sends next is not HTTP/1.1. */
-	if (err == HPE_PAUSED_UPGRADE || llhttp_get_upgrade(&h->parser))
+	/* Upgrade: h2c switches to HTTP/2. Other upgrades and CONNECT are answered as plain
+	 * requests, then the connection ends, since what the client sends next is not HTTP/1.1. */
+	if (err == HPE_PAUSED_UPGRADE || llhttp_get_upgrade(&h->parser)) {
+		int up = bm_h2_upgrade(c);
+
+		if (up)
+			return up;
 		h->keep_alive = false;
-	else
+	} else {
 		llhttp_resume(&h->parser);
+	}
 	h->close_after = !h->keep_alive;
 	if (bm_reply_plan(c))
 		return -1;
-	h->url_done = false;	/* an error before the next request line has no method or path */
+	h->req.url_done = false; /* an error before the next request line has no method or path */
 	return 0;
 }
 
@@ -247,8 +255,12 @@ static void http_pump(struct bm_conn *c)
 			again = true;
 		if (h->state == BM_HTTP_READ && !h->close_after && bm_buf_pending(&c->in) &&
 		    bm_buf_pending(&c->out) < BM_HTTP_OUT_HIGH) {
-			if (http_feed(c))
+			int rc = http_feed(c);
+
+			if (rc < 0)
 				goto fail;
+			if (rc > 0)
+				return;	/* HTTP/2 now: c->http is gone */
 			again = true;
 		}
 		if (!again)
@@ -320,7 +332,7 @@ static void http_on_close(struct bm_conn *c)
 
 static void http_fini(struct bm_conn *c)
 {
-	bm_buf_free(&c->http->arena);
+	bm_buf_free(&c->http->req.arena);
 	free(c->http);
 	c->http = NULL;
 }

@@ -52,3 +52,43 @@ int bm_parse_duration_ms(const char *s, size_t n, uint64_t unit_ms, uint64_t max
 	*out = v * mult;
 	return 0;
 }
+
+/* base64url without padding (RFC 4648 section 5), as HTTP2-Settings carries it; at most max
+ * bytes out. Trailing '=' padding is accepted, any other byte outside the alphabet is not. */
+int bm_parse_base64url(const char *s, size_t n, uint8_t *out, size_t max, size_t *outlen)
+{
+	uint32_t acc = 0;
+	size_t bits = 0, len = 0;
+
+	while (n && s[n - 1] == '=')
+		n--;
+	if (n % 4 == 1)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		uint32_t v;
+
+		if (ch >= 'A' && ch <= 'Z')
+			v = (uint32_t)(ch - 'A');
+		else if (ch >= 'a' && ch <= 'z')
+			v = (uint32_t)(ch - 'a' + 26);
+		else if (ch >= '0' && ch <= '9')
+			v = (uint32_t)(ch - '0' + 52);
+		else if (ch == '-')
+			v = 62;
+		else if (ch == '_')
+			v = 63;
+		else
+			return -EINVAL;
+		acc = (acc << 6) | v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (len == max)
+				return -ERANGE;
+			out[len++] = (uint8_t)(acc >> bits);
+		}
+	}
+	*outlen = len;
+	return 0;
+}

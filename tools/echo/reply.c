@@ -1,5 +1,5 @@
-/* reply.c - what bm-echo answers to one HTTP request: ?status/?delay controls, the routes
- * (/healthz, /size/N, /100b, /1m, JSON echo), the response bytes and the access log line. */
+/* reply.c - what bm-echo answers to one HTTP request, over HTTP/1.x or HTTP/2 alike: the
+ * controls (?status, ?delay, ?only, ?trailers, ?grpc), the routes, bodies and the access log. */
 #include "http.h"
 
 #include <stdio.h>
@@ -7,44 +7,48 @@
 #include <strings.h>
 
 #define BM_REPLY_JSON_MAX	(768 * 1024)	/* JSON body cap; the echoed head is <= 64 KiB */
-#define BM_REPLY_CHUNK		(64 * 1024)	/* generated body kept queued while streaming */
+#define BM_GRPC_PREFIX		5		/* gRPC message: flag byte, 4-byte length */
 
 static const char pattern[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 _Static_assert(sizeof(pattern) - 1 == 64, "body pattern is 64 bytes");
 
-static const char *status_text(int code)
-{
-	static const struct { int code; const char *text; } texts[] = {
-		{ 100, "Continue" }, { 101, "Switching Protocols" }, { 200, "OK" },
-		{ 201, "Created" }, { 202, "Accepted" }, { 204, "No Content" },
-		{ 206, "Partial Content" }, { 301, "Moved Permanently" }, { 302, "Found" },
-		{ 303, "See Other" }, { 304, "Not Modified" }, { 307, "Temporary Redirect" },
-		{ 308, "Permanent Redirect" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
-		{ 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" },
-		{ 408, "Request Timeout" }, { 409, "Conflict" }, { 410, "Gone" },
-		{ 413, "Content Too Large" }, { 414, "URI Too Long" }, { 418, "I'm a teapot" },
-		{ 421, "Misdirected Request" }, { 425, "Too Early" }, { 429, "Too Many Requests" },
-		{ 431, "Request Header Fields Too Large" }, { 500, "Internal Server Error" },
-		{ 501, "Not Implemented" }, { 502, "Bad Gateway" }, { 503, "Service Unavailable" },
-		{ 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
-	};
+/* llhttp's own names, so both protocols report a method the same way. */
+static const char *const methods[] = {
+#define BM_METHOD_NAME(num, name, string) #string,
+	HTTP_METHOD_MAP(BM_METHOD_NAME)
+#undef BM_METHOD_NAME
+};
 
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-		if (texts[i].code == code)
-			return texts[i].text;
-	return "Status";
+/* The static name of an HTTP method llhttp knows, or NULL. */
+const char *bm_method_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i]) == len && !memcmp(methods[i], name, len))
+			return methods[i];
+	return NULL;
 }
 
-const struct bm_hdr *bm_http_header(const struct bm_http *h, const char *name)
+const struct bm_hdr *bm_req_header(const struct bm_req *r, const char *name)
 {
 	size_t n = strlen(name);
 
-	for (unsigned i = 0; i < h->nhdrs; i++)
-		if (h->hdrs[i].name_len == n &&
-		    !strncasecmp(h->arena.data + h->hdrs[i].name_off, name, n))
-			return &h->hdrs[i];
+	for (unsigned i = 0; i < r->nhdrs; i++)
+		if (r->hdrs[i].name_len == n &&
+		    !strncasecmp(r->arena.data + r->hdrs[i].name_off, name, n))
+			return &r->hdrs[i];
 	return NULL;
+}
+
+/* Forgets the previous request; the arena's memory stays for the next one. */
+void bm_req_reset(struct bm_req *r)
+{
+	struct bm_buf arena = r->arena;
+
+	memset(r, 0, offsetof(struct bm_req, hdrs));
+	arena.off = arena.len = 0;
+	r->arena = arena;
+	r->grpc_status = -1;
 }
 
 /* Splits a request target into path and query; absolute-form loses scheme://authority. */
@@ -94,17 +98,17 @@ static bool query_get(const char *q, size_t n, const char *key, const char **v, 
 }
 
 /* A control from the query (preferred) or from a request header, blanks trimmed. */
-static bool control(const struct bm_http *h, const char *q, size_t qlen, const char *key,
+static bool control(const struct bm_req *r, const char *q, size_t qlen, const char *key,
 		    const char *header, const char **v, size_t *vlen)
 {
 	const struct bm_hdr *hd;
 
 	if (query_get(q, qlen, key, v, vlen))
 		return true;
-	hd = bm_http_header(h, header);
+	hd = bm_req_header(r, header);
 	if (!hd)
 		return false;
-	*v = h->arena.data + hd->val_off;
+	*v = r->arena.data + hd->val_off;
 	*vlen = hd->val_len;
 	while (*vlen && (**v == ' ' || **v == '\t')) {
 		(*v)++;
@@ -113,120 +117,209 @@ static bool control(const struct bm_http *h, const char *q, size_t qlen, const c
 	return true;
 }
 
-/* "<method> <path> <status> client=<ip:port> pod=<pod>", flushed at once: tests count them. */
-static void access_log(struct bm_conn *c)
+static bool is_tchar(char ch)
 {
-	struct bm_echo *e = c->echo;
-	struct bm_http *h = c->http;
-	struct bm_buf *b = &e->logline;
-	const char *url = h->url_done ? h->arena.data : "-";
-	size_t ulen = h->url_done ? h->url_len : 1;
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
 
-	if (e->cfg.quiet)
-		return;
-	b->off = b->len = 0;
-	if (bm_buf_printf(b, 2 * BM_HTTP_HEAD_MAX, "%s ",
-			  h->url_done ? llhttp_method_name(h->parser.method) : "-") ||
-	    bm_buf_reserve(b, ulen, 2 * BM_HTTP_HEAD_MAX))
-		return;
-	for (size_t i = 0; i < ulen; i++) {
-		unsigned char ch = (unsigned char)url[i];
+/* Fields HTTP/2 forbids in any header block (RFC 9113 8.2.2), and framing ones. */
+static bool trailer_forbidden(const char *n, size_t len)
+{
+	static const char *const names[] = { "connection", "keep-alive", "proxy-connection",
+					     "transfer-encoding", "upgrade", "te", "host",
+					     "content-length" };
 
-		b->data[b->len++] = ch <= ' ' || ch >= 0x7f ? '?' : (char)ch;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && !strncasecmp(names[i], n, len))
+			return true;
+	return false;
+}
+
+/* Next "name:value" of a ?trailers= list at *p (before end); blanks before an item and
+ * around its value are dropped. Returns 1 with *t set, 0 at the end, -1 on a malformed item. */
+static int trailer_next(const char **p, const char *end, struct bm_trailer *t)
+{
+	const char *s = *p, *item_end, *colon;
+
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	if (s >= end)
+		return 0;
+	item_end = memchr(s, ',', (size_t)(end - s));
+	if (!item_end)
+		item_end = end;
+	*p = item_end < end ? item_end + 1 : end;
+	colon = memchr(s, ':', (size_t)(item_end - s));
+	if (!colon || colon == s || colon - s > BM_HTTP_TRAILER_NAME_MAX)
+		return -1;
+	for (const char *n = s; n < colon; n++)
+		if (!is_tchar(*n))
+			return -1;
+	t->name = s;
+	t->name_len = (size_t)(colon - s);
+	t->value = colon + 1;
+	t->value_len = (size_t)(item_end - colon - 1);
+	while (t->value_len && (*t->value == ' ' || *t->value == '\t')) {
+		t->value++;
+		t->value_len--;
 	}
-	if (bm_buf_printf(b, 2 * BM_HTTP_HEAD_MAX, " %d client=%s pod=%s\n", h->status, c->peer,
-			  e->cfg.pod))
-		return;
-	fwrite(b->data, 1, b->len, stdout);
-	fflush(stdout);
+	while (t->value_len && (t->value[t->value_len - 1] == ' ' ||
+				t->value[t->value_len - 1] == '\t'))
+		t->value_len--;
+	if (t->value_len > BM_HTTP_TRAILER_VALUE_MAX || trailer_forbidden(t->name, t->name_len))
+		return -1;
+	for (size_t i = 0; i < t->value_len; i++)
+		if ((unsigned char)t->value[i] < 0x20 || (unsigned char)t->value[i] >= 0x7f)
+			if (t->value[i] != '\t')
+				return -1;
+	return 1;
 }
 
-static void plan_error(struct bm_http *h, int status, const char *reason)
+static bool trailers_valid(const char *v, size_t vlen)
 {
-	h->route = BM_ROUTE_ERROR;
-	h->status = status;
-	h->reason = reason;
-	h->delay_ms = 0;
+	const char *p = v, *end = v + vlen;
+	struct bm_trailer t;
+	size_t n = 0;
+	int rc;
+
+	while ((rc = trailer_next(&p, end, &t)) > 0)
+		n++;
+	return rc == 0 && n <= BM_HTTP_MAX_TRAILERS;
 }
 
-/* Decides status, route and delay of the request just read, logs it, and either queues the
- * response or arms the delay timer. Returns 0, or -1 if the connection must be closed. */
-int bm_reply_plan(struct bm_conn *c)
+/* Fills out with the trailers planned for r: the ?trailers= list, then grpc-status and, for
+ * a code other than 0, grpc-message (each unless the list has it; a listed grpc-status
+ * replaces both). Returns how many; 0 means no trailers. */
+size_t bm_req_trailers(const struct bm_req *r, struct bm_trailer *out, size_t max)
 {
-	struct bm_http *h = c->http;
+	static const char *const codes[] = { "0", "1", "2", "3", "4", "5", "6", "7", "8",
+					     "9", "10", "11", "12", "13", "14", "15", "16" };
+	static const char msg[] = "bm-echo: grpc status asked by the request";
+	const char *p = r->arena.data + r->trl_off, *end = p + r->trl_len;
+	bool named_status = false, named_msg = false;
+	size_t n = 0;
+
+	_Static_assert(sizeof(codes) / sizeof(codes[0]) == BM_HTTP_GRPC_MAX + 1, "grpc codes");
+	while (r->has_trl && n < max && trailer_next(&p, end, &out[n]) > 0) {
+		if (out[n].name_len == 11 && !strncasecmp(out[n].name, "grpc-status", 11))
+			named_status = true;
+		if (out[n].name_len == 12 && !strncasecmp(out[n].name, "grpc-message", 12))
+			named_msg = true;
+		n++;
+	}
+	if (r->grpc_status < 0 || named_status)
+		return n;
+	if (n < max)
+		out[n++] = (struct bm_trailer){ .name = "grpc-status", .name_len = 11,
+						.value = codes[r->grpc_status],
+						.value_len = strlen(codes[r->grpc_status]) };
+	if (r->grpc_status && !named_msg && n < max)
+		out[n++] = (struct bm_trailer){ .name = "grpc-message", .name_len = 12,
+						.value = msg, .value_len = sizeof(msg) - 1 };
+	return n;
+}
+
+void bm_req_refuse(struct bm_req *r, int status, const char *reason)
+{
+	r->route = BM_ROUTE_ERROR;
+	r->status = status;
+	r->reason = reason;
+	r->delay_ms = 0;
+	r->grpc_status = -1;
+	r->has_trl = false;
+}
+
+/* "application/grpc", alone or followed by "+codec" or parameters. */
+static bool is_grpc(const struct bm_req *r)
+{
+	const struct bm_hdr *ct = bm_req_header(r, "content-type");
+	const char *v = ct ? r->arena.data + ct->val_off : NULL;
+
+	return r->h2 && ct && ct->val_len >= 16 && !strncasecmp(v, "application/grpc", 16) &&
+	       (ct->val_len == 16 || v[16] == '+' || v[16] == ';');
+}
+
+/* Decides route, status, delay and trailers of the request just read. */
+void bm_req_plan(struct bm_echo *e, struct bm_req *r)
+{
 	const char *path, *q, *v;
 	size_t plen, qlen, vlen;
 	uint64_t n;
 
-	h->route = BM_ROUTE_ECHO;
-	h->head_req = h->parser.method == HTTP_HEAD;
-	h->status = 200;
-	h->delay_ms = 0;
-	h->size = h->sent = 0;
-	url_split(h->arena.data, h->url_len, &path, &plen, &q, &qlen);
+	r->route = BM_ROUTE_ECHO;
+	r->head_req = r->method && !strcmp(r->method, "HEAD");
+	r->status = 200;
+	r->delay_ms = 0;
+	r->size = r->sent = 0;
+	r->grpc = is_grpc(r);
+	r->grpc_status = r->grpc ? 0 : -1;
+	r->has_trl = false;
+	url_split(r->arena.data + r->url_off, r->url_len, &path, &plen, &q, &qlen);
 	if (plen == 8 && !memcmp(path, "/healthz", 8)) {
-		h->route = BM_ROUTE_HEALTH;
+		r->route = BM_ROUTE_HEALTH;
 	} else if (plen == 5 && !memcmp(path, "/100b", 5)) {
-		h->route = BM_ROUTE_BYTES;
-		h->size = 100;
+		r->route = BM_ROUTE_BYTES;
+		r->size = 100;
 	} else if (plen == 3 && !memcmp(path, "/1m", 3)) {
-		h->route = BM_ROUTE_BYTES;
-		h->size = 1024 * 1024;
+		r->route = BM_ROUTE_BYTES;
+		r->size = 1024 * 1024;
 	} else if (plen >= 6 && !memcmp(path, "/size/", 6)) {
-		h->route = BM_ROUTE_BYTES;
-		if (bm_parse_u64(path + 6, plen - 6, BM_HTTP_MAX_SIZE, &h->size))
-			plan_error(h, 400, "bad /size/N: N is 0..1073741824 bytes");
+		r->route = BM_ROUTE_BYTES;
+		if (bm_parse_u64(path + 6, plen - 6, BM_HTTP_MAX_SIZE, &r->size))
+			bm_req_refuse(r, 400, "bad /size/N: N is 0..1073741824 bytes");
 	}
-	if (control(h, q, qlen, "status", "x-echo-status", &v, &vlen)) {
+	if (control(r, q, qlen, "status", "x-echo-status", &v, &vlen)) {
 		if (bm_parse_u64(v, vlen, 599, &n) || n < 100)
-			plan_error(h, 400, "bad status control: 100..599");
-		else if (h->route != BM_ROUTE_ERROR)
-			h->status = (int)n;
+			bm_req_refuse(r, 400, "bad status control: 100..599");
+		else if (r->route != BM_ROUTE_ERROR)
+			r->status = (int)n;
 	}
-	if (control(h, q, qlen, "delay", "x-echo-delay", &v, &vlen)) {
+	if (control(r, q, qlen, "delay", "x-echo-delay", &v, &vlen)) {
 		if (bm_parse_duration_ms(v, vlen, 1, BM_HTTP_MAX_DELAY_MS, &n))
-			plan_error(h, 400, "bad delay control: 0..600000 ms, e.g. 250ms or 2s");
-		else if (h->route != BM_ROUTE_ERROR)
-			h->delay_ms = n;
+			bm_req_refuse(r, 400, "bad delay control: 0..600000 ms, e.g. 250ms or 2s");
+		else if (r->route != BM_ROUTE_ERROR)
+			r->delay_ms = n;
 	}
-	/* ?only=P: the controls are for the pods whose name starts with P; the others answer as
-	 * if there were none (one endpoint failing on demand). */
-	if (control(h, q, qlen, "only", "x-echo-only", &v, &vlen) && h->route != BM_ROUTE_ERROR &&
-	    (strlen(c->echo->cfg.pod) < vlen || memcmp(c->echo->cfg.pod, v, vlen))) {
-		h->status = 200;
-		h->delay_ms = 0;
+	if (control(r, q, qlen, "grpc", "x-echo-grpc", &v, &vlen)) {
+		if (bm_parse_u64(v, vlen, BM_HTTP_GRPC_MAX, &n))
+			bm_req_refuse(r, 400, "bad grpc control: a gRPC status code 0..16");
+		else if (r->route != BM_ROUTE_ERROR)
+			r->grpc_status = (int)n;
 	}
-	if (h->status < 200)
-		h->close_after = true;	/* no final response follows a 1xx */
-	access_log(c);
-	if (h->delay_ms) {
-		h->state = BM_HTTP_DELAY;
-		return bm_timer_arm(&c->echo->loop, &h->delay, h->delay_ms) ? -1 : 0;
+	if (control(r, q, qlen, "trailers", "x-echo-trailers", &v, &vlen)) {
+		if (!trailers_valid(v, vlen))
+			bm_req_refuse(r, 400, "bad trailers control: name:value[,name:value]..., "
+					      "at most 16");
+		else if (r->route != BM_ROUTE_ERROR)
+			r->has_trl = true;
+		r->trl_off = (uint32_t)(v - r->arena.data);
+		r->trl_len = (uint32_t)vlen;
 	}
-	return bm_reply_emit(c);
+	/* ?only=P: the failure controls are for the pods whose name starts with P; the others
+	 * answer as if there were none (one endpoint failing on demand). */
+	if (control(r, q, qlen, "only", "x-echo-only", &v, &vlen) && r->route != BM_ROUTE_ERROR &&
+	    (strlen(e->cfg.pod) < vlen || memcmp(e->cfg.pod, v, vlen))) {
+		r->status = 200;
+		r->delay_ms = 0;
+		r->grpc_status = r->grpc ? 0 : -1;
+	}
 }
 
-/* A refused request (400, 431): answered with the reason, then the connection closes. */
-int bm_reply_error(struct bm_conn *c, int status, const char *reason)
+bool bm_req_has_body(const struct bm_req *r)
 {
-	struct bm_http *h = c->http;
-
-	plan_error(h, status, reason ? reason : "bad request");
-	h->head_req = h->url_done && h->parser.method == HTTP_HEAD;
-	h->close_after = true;
-	bm_buf_consume(&c->in, bm_buf_pending(&c->in));
-	access_log(c);
-	return bm_reply_emit(c);
+	return r->status >= 200 && r->status != 204 && r->status != 304;
 }
 
 /* The echo body: identity, addresses, request line, body size and headers (names lowercase,
- * repeated fields joined with ", " in arrival order). */
-static int json_body(struct bm_conn *c, struct bm_buf *b)
+ * repeated fields joined with ", " in arrival order, "; " for cookie). */
+static int json_body(struct bm_conn *c, const struct bm_req *r, struct bm_buf *b)
 {
 	struct bm_echo *e = c->echo;
-	struct bm_http *h = c->http;
-	const char *a = h->arena.data;
-	const struct bm_hdr *host = bm_http_header(h, "host");
+	const char *a = r->arena.data;
+	const struct bm_hdr *host = bm_req_header(r, "host");
+	const char *hv = r->has_auth ? a + r->auth_off : host ? a + host->val_off : "";
+	size_t hlen = r->has_auth ? r->auth_len : host ? host->val_len : 0;
 	bool first = true;
 	int err;
 
@@ -235,25 +328,27 @@ static int json_body(struct bm_conn *c, struct bm_buf *b)
 		err = bm_buf_append(b, e->ident_json, e->ident_json_len, BM_REPLY_JSON_MAX);
 	if (!err)
 		err = bm_buf_printf(b, BM_REPLY_JSON_MAX,
-				    ",\"server\":\"%s\",\"client\":\"%s\",\"method\":\"%s\",\"path\":",
-				    c->local, c->peer, llhttp_method_name(h->parser.method));
+				    ",\"server\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","
+				    "\"proto\":\"%s\",\"path\":",
+				    c->local, c->peer, r->method ? r->method : "-",
+				    r->h2 ? "HTTP/2" : r->http10 ? "HTTP/1.0" : "HTTP/1.1");
 	if (!err)
-		err = bm_json_str(b, BM_REPLY_JSON_MAX, a, h->url_len, false);
+		err = bm_json_str(b, BM_REPLY_JSON_MAX, a + r->url_off, r->url_len, false);
 	if (!err)
 		err = bm_buf_printf(b, BM_REPLY_JSON_MAX, ",\"host\":");
 	if (!err)
-		err = bm_json_str(b, BM_REPLY_JSON_MAX, host ? a + host->val_off : "",
-				  host ? host->val_len : 0, false);
+		err = bm_json_str(b, BM_REPLY_JSON_MAX, hv, hlen, false);
 	if (!err)
 		err = bm_buf_printf(b, BM_REPLY_JSON_MAX, ",\"body_bytes\":%llu,\"headers\":{",
-				    (unsigned long long)h->body_bytes);
-	for (unsigned i = 0; !err && i < h->nhdrs; i++) {
-		const struct bm_hdr *hi = &h->hdrs[i];
-		bool seen = false;
+				    (unsigned long long)r->body_bytes);
+	for (unsigned i = 0; !err && i < r->nhdrs; i++) {
+		const struct bm_hdr *hi = &r->hdrs[i];
+		bool seen = false, cookie = hi->name_len == 6 &&
+					     !strncasecmp(a + hi->name_off, "cookie", 6);
 
 		for (unsigned j = 0; j < i && !seen; j++)
-			seen = h->hdrs[j].name_len == hi->name_len &&
-			       !strncasecmp(a + h->hdrs[j].name_off, a + hi->name_off, hi->name_len);
+			seen = r->hdrs[j].name_len == hi->name_len &&
+			       !strncasecmp(a + r->hdrs[j].name_off, a + hi->name_off, hi->name_len);
 		if (seen)
 			continue;
 		if (!first)
@@ -263,14 +358,14 @@ static int json_body(struct bm_conn *c, struct bm_buf *b)
 			err = bm_json_str(b, BM_REPLY_JSON_MAX, a + hi->name_off, hi->name_len, true);
 		if (!err)
 			err = bm_buf_append(b, ":\"", 2, BM_REPLY_JSON_MAX);
-		for (unsigned j = i; !err && j < h->nhdrs; j++) {
-			const struct bm_hdr *hj = &h->hdrs[j];
+		for (unsigned j = i; !err && j < r->nhdrs; j++) {
+			const struct bm_hdr *hj = &r->hdrs[j];
 
 			if (hj->name_len != hi->name_len ||
 			    strncasecmp(a + hj->name_off, a + hi->name_off, hi->name_len))
 				continue;
 			if (j != i)
-				err = bm_buf_append(b, ", ", 2, BM_REPLY_JSON_MAX);
+				err = bm_buf_append(b, cookie ? "; " : ", ", 2, BM_REPLY_JSON_MAX);
 			if (!err)
 				err = bm_json_chars(b, BM_REPLY_JSON_MAX, a + hj->val_off, hj->val_len,
 						    false);
@@ -283,88 +378,102 @@ static int json_body(struct bm_conn *c, struct bm_buf *b)
 	return err;
 }
 
-/* Queues the response head and, except for generated bodies, the whole body. */
-int bm_reply_emit(struct bm_conn *c)
+/* The JSON as one gRPC message: flag 0 (uncompressed), length big-endian, then the JSON. */
+static int grpc_body(struct bm_conn *c, const struct bm_req *r, struct bm_buf *b)
 {
-	struct bm_echo *e = c->echo;
-	struct bm_http *h = c->http;
-	struct bm_buf *body = &e->scratch;
-	const char *ctype = "text/plain";
-	bool has_body = h->status >= 200 && h->status != 204 && h->status != 304;
-	bool send_body = has_body && !h->head_req;
-	uint64_t len;
+	size_t start = b->len, len;
+	unsigned char *p;
+	int err;
+
+	err = bm_buf_append(b, "\0\0\0\0\0", BM_GRPC_PREFIX, BM_REPLY_JSON_MAX);
+	if (!err)
+		err = json_body(c, r, b);
+	if (err)
+		return err;
+	len = b->len - start - BM_GRPC_PREFIX;
+	p = (unsigned char *)b->data + start;
+	p[1] = (unsigned char)(len >> 24);
+	p[2] = (unsigned char)(len >> 16);
+	p[3] = (unsigned char)(len >> 8);
+	p[4] = (unsigned char)len;
+	return 0;
+}
+
+/* Builds the whole body of every route but BM_ROUTE_BYTES (generated by bm_req_fill) into
+ * body, emptied first. A JSON echo too large to build turns into a 500. Returns 0 or -1. */
+int bm_req_body(struct bm_conn *c, struct bm_req *r, struct bm_buf *body, const char **ctype)
+{
 	int err = 0;
 
 	body->off = body->len = 0;
-	switch (h->route) {
+	*ctype = "text/plain";
+	switch (r->route) {
 	case BM_ROUTE_ECHO:
-		ctype = "application/json";
-		err = json_body(c, body);
+		*ctype = r->grpc ? "application/grpc" : "application/json";
+		err = r->grpc ? grpc_body(c, r, body) : json_body(c, r, body);
 		if (err) {
 			body->off = body->len = 0;
-			plan_error(h, 500, "response too large");
-			h->close_after = true;
-			err = bm_buf_printf(body, BM_REPLY_JSON_MAX, "%s\n", h->reason);
+			bm_req_refuse(r, 500, "response too large");
+			*ctype = "text/plain";
+			err = bm_buf_printf(body, BM_REPLY_JSON_MAX, "%s\n", r->reason);
 		}
 		break;
 	case BM_ROUTE_HEALTH:
 		err = bm_buf_append(body, "ok", 2, BM_REPLY_JSON_MAX);
 		break;
 	case BM_ROUTE_ERROR:
-		err = bm_buf_printf(body, BM_REPLY_JSON_MAX, "%s\n", h->reason);
+		err = bm_buf_printf(body, BM_REPLY_JSON_MAX, "%s\n", r->reason);
 		break;
 	case BM_ROUTE_BYTES:
-		ctype = "application/octet-stream";
+		*ctype = "application/octet-stream";
 		break;
 	}
-	if (err)
-		return -1;
-	len = h->route == BM_ROUTE_BYTES ? h->size : body->len;
-	err = bm_buf_printf(&c->out, BM_ECHO_OUT_MAX, "HTTP/1.1 %d %s\r\n", h->status,
-			    status_text(h->status));
-	if (!err && has_body)
-		err = bm_buf_printf(&c->out, BM_ECHO_OUT_MAX,
-				    "Content-Type: %s\r\nContent-Length: %llu\r\n", ctype,
-				    (unsigned long long)len);
-	if (!err)
-		err = bm_buf_printf(&c->out, BM_ECHO_OUT_MAX,
-				    "x-echo-pod: %s\r\nx-echo-version: %s\r\nConnection: %s\r\n\r\n",
-				    e->cfg.pod, e->cfg.version, h->close_after ? "close" : "keep-alive");
-	if (!err && send_body && h->route != BM_ROUTE_BYTES)
-		err = bm_buf_append(&c->out, body->data, body->len, BM_ECHO_OUT_MAX);
-	if (err)
-		return -1;
-	h->state = send_body && h->route == BM_ROUTE_BYTES && h->size ? BM_HTTP_STREAM
-								       : BM_HTTP_READ;
-	return 0;
+	return err ? -1 : 0;
 }
 
-/* Tops the output up with the next bytes of a generated body: byte i is pattern[i % 64]. */
-int bm_reply_fill(struct bm_conn *c)
+/* Writes the next (at most n) bytes of a generated body to dst: byte i is pattern[i % 64].
+ * Returns how many; 0 once r->size bytes were generated. */
+size_t bm_req_fill(struct bm_req *r, char *dst, size_t n)
 {
-	struct bm_http *h = c->http;
-	size_t want, done = 0;
-	char *o;
+	size_t done = 0;
 
-	if (bm_buf_pending(&c->out) >= BM_REPLY_CHUNK)
-		return 0;
-	want = BM_REPLY_CHUNK - bm_buf_pending(&c->out);
-	if (want > h->size - h->sent)
-		want = (size_t)(h->size - h->sent);
-	if (bm_buf_reserve(&c->out, want, BM_ECHO_OUT_MAX))
-		return -1;
-	o = c->out.data + c->out.len;
-	while (done < want) {
-		size_t pos = (size_t)((h->sent + done) % 64), k = 64 - pos;
+	if (n > r->size - r->sent)
+		n = (size_t)(r->size - r->sent);
+	while (done < n) {
+		size_t pos = (size_t)((r->sent + done) % 64), k = 64 - pos;
 
-		if (k > want - done)
-			k = want - done;
-		memcpy(o + done, pattern + pos, k);
+		if (k > n - done)
+			k = n - done;
+		memcpy(dst + done, pattern + pos, k);
 		done += k;
 	}
-	c->out.len += want;
-	h->sent += want;
-	if (h->sent == h->size)
-		h->state = BM_HTTP_READ;
-	return 0;
+	r->sent += n;
+	return n;
+}
+
+/* "<method> <path> <status> client=<ip:port> pod=<pod>", flushed at once: tests count them. */
+void bm_req_log(struct bm_conn *c, const struct bm_req *r)
+{
+	struct bm_echo *e = c->echo;
+	struct bm_buf *b = &e->logline;
+	const char *url = r->url_done ? r->arena.data + r->url_off : "-";
+	size_t ulen = r->url_done ? r->url_len : 1;
+
+	if (e->cfg.quiet)
+		return;
+	b->off = b->len = 0;
+	if (bm_buf_printf(b, 2 * BM_HTTP_HEAD_MAX, "%s ",
+			  r->url_done && r->method ? r->method : "-") ||
+	    bm_buf_reserve(b, ulen, 2 * BM_HTTP_HEAD_MAX))
+		return;
+	for (size_t i = 0; i < ulen; i++) {
+		unsigned char ch = (unsigned char)url[i];
+
+		b->data[b->len++] = ch <= ' ' || ch >= 0x7f ? '?' : (char)ch;
+	}
+	if (bm_buf_printf(b, 2 * BM_HTTP_HEAD_MAX, " %d client=%s pod=%s\n", r->status, c->peer,
+			  e->cfg.pod))
+		return;
+	fwrite(b->data, 1, b->len, stdout);
+	fflush(stdout);
 }

@@ -1,13 +1,16 @@
-/* sniff.c - the first state of every TCP connection: read until the first bytes say HTTP
- * (an uppercase method token and a space) or raw echo (anything else), then hand over. */
+/* sniff.c - the first state of every TCP connection: read until the first bytes say HTTP/2
+ * (its preface), HTTP/1.x (an uppercase method token and a space) or raw echo (anything else). */
 #include "echo.h"
 
+#include <string.h>
 #include <sys/epoll.h>
 
 #define BM_SNIFF_TOKEN_MAX 24	/* longer runs of uppercase letters are not a method */
 #define BM_SNIFF_WAIT_MS 200	/* undecided bytes this old are treated as raw */
 
-enum bm_sniff bm_sniff(const char *p, size_t n)
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static enum bm_sniff sniff_h1(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] >= 'A' && p[i] <= 'Z') {
@@ -18,6 +21,15 @@ enum bm_sniff bm_sniff(const char *p, size_t n)
 		return p[i] == ' ' && i > 0 ? BM_SNIFF_HTTP : BM_SNIFF_RAW;
 	}
 	return BM_SNIFF_MORE;
+}
+
+enum bm_sniff bm_sniff(const char *p, size_t n)
+{
+	size_t k = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
+
+	if (n && !memcmp(p, h2_preface, k))
+		return k == sizeof(h2_preface) - 1 ? BM_SNIFF_H2 : BM_SNIFF_MORE;
+	return sniff_h1(p, n);
 }
 
 static void sniff_decide(struct bm_conn *c)
@@ -36,7 +48,11 @@ static void sniff_decide(struct bm_conn *c)
 		return;
 	}
 	bm_timer_cancel(l, &c->timer);
-	if (s == BM_SNIFF_HTTP)
+	if (s == BM_SNIFF_MORE)	/* the peer's FIN came first: a cut-short preface is HTTP/1 */
+		s = sniff_h1(bm_buf_head(&c->in), bm_buf_pending(&c->in));
+	if (s == BM_SNIFF_H2)
+		bm_h2_start(c);
+	else if (s == BM_SNIFF_HTTP)
 		bm_http_start(c);
 	else
 		bm_raw_start(c);
@@ -51,9 +67,14 @@ static void sniff_on_event(struct bm_conn *c, uint32_t events)
 	sniff_decide(c);
 }
 
+/* Undecided for too long. A preface cut short ("PRI * ...") reads as HTTP/1.x, which
+ * refuses it with 400, as before HTTP/2 was known here. */
 static void sniff_on_timer(struct bm_conn *c)
 {
-	bm_raw_start(c);
+	if (sniff_h1(bm_buf_head(&c->in), bm_buf_pending(&c->in)) == BM_SNIFF_HTTP)
+		bm_http_start(c);
+	else
+		bm_raw_start(c);
 }
 
 static const struct bm_proto sniff_proto = {
