@@ -53,7 +53,14 @@ for layer in "${layers[@]}"; do
 	l7)
 		# The HTTP/1.1 engine alone, behind its test harness, with real clients and servers.
 		[ -x tests/l7/run.sh ] && run l7/engine timeout 600 tests/l7/run.sh
-		[ -x tests/l7/run.sh ] && run l7/engine-san env BM_SAN=1 timeout 900 tests/l7/run.sh ;;
+		[ -x tests/l7/run.sh ] && run l7/engine-san env BM_SAN=1 timeout 900 tests/l7/run.sh
+		# HTTP/2: the front (HTTP/2 clients into the engine) and the back (the engine's
+		# requests to HTTP/2 endpoints), behind the same harness.
+		for t in h2_front h2_back; do
+			[ -x tests/l7/$t.sh ] || continue
+			run l7/$t timeout 600 tests/l7/$t.sh
+			run l7/$t-san env BM_SAN=1 timeout 900 tests/l7/$t.sh
+		done ;;
 	lab)
 		[ -x tests/lab/run.sh ] && run lab/lab env BM_LAB_AGENT=1 timeout 600 tests/lab/run.sh ;;
 	e2e)

@@ -24,143 +24,14 @@ PASS=0
 FAIL=0
 declare -A LIVE=()	# PIDs this script started and has not reaped yet
 . "$(dirname "$0")/../lib/tap.sh"
-PAT=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
+. "$(dirname "$0")/lib.sh"
 
-# ---- cleanup: every PID started here, the namespace, the work dir; on any exit ----
-cleanup() {
-	local pid
-
-	for pid in "${!LIVE[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${!LIVE[@]}"; do
-		reap "$pid" 5 2>/dev/null
-	done
-	LIVE=()
-	ip netns del "$NS" 2>/dev/null
-	[ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap netns_cleanup EXIT
 trap 'echo "interrupted"; exit 130' INT TERM HUP
 
-expect_eq() { # GOT WANT NAME
-	if [ "$1" == "$2" ]; then
-		pass "$3"
-	else
-		fail "$3 (got '${1:0:300}', want '${2:0:300}')"
-	fi
+start_proxy() { # NAME PORT ARGS...: the harness on 127.0.0.1:PORT
+	px_start "$1" 127.0.0.1 "$2" "${@:3}"
 }
-
-expect() { # NAME COMMAND...
-	local name=$1
-
-	shift
-	if "$@"; then
-		pass "$name"
-	else
-		fail "$name"
-	fi
-}
-
-# Every client runs in the namespace, bounded in time.
-cli() {
-	timeout 120 ip netns exec "$NS" "$@"
-}
-
-code() { # curl args...: the status code
-	cli curl -sS -o /dev/null -w '%{http_code}' "$@"
-}
-
-fge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-
-pattern_bytes() { # N: the first N bytes of bm-echo's /size/N body
-	awk -v n="$1" -v p="$PAT" 'BEGIN { s = p; while (length(s) < n) s = s s; printf "%s", substr(s, 1, n) }'
-}
-
-sha() { sha256sum | cut -d' ' -f1; }
-
-json() { # FILE FILTER
-	jq -r "$2" "$1" 2>/dev/null || echo '!invalid'
-}
-
-wait_port() { # PORT PID: until something listens on 127.0.0.1:PORT in the namespace
-	local i
-
-	for ((i = 0; i < 200; i++)); do
-		ip netns exec "$NS" ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
-		alive "$2" || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
-# A plain command prefix (not a function): started with &, $! is then the process itself
-# (env and ip netns exec both exec), so signals and reaping reach it, not a subshell.
-SAN_ENV=(env ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
-
-# start_echo NAME PORT [ARGS...]: bm-echo as pod NAME; its access log is $WORK/NAME.out
-start_echo() {
-	local name=$1 port=$2
-
-	shift 2
-	"${SAN_ENV[@]}" ip netns exec "$NS" "$ECHO" --pod "$name" --namespace ns --node node \
-		--ready-file "$WORK/$name.ready" --tcp "$port" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-	LIVE[$!]=1
-	local i pid=$!
-
-	for ((i = 0; i < 200; i++)); do
-		[ -e "$WORK/$name.ready" ] && return 0
-		alive "$pid" || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
-# start_proxy NAME PORT ARGS...: the harness on 127.0.0.1:PORT; sets PX_PID and PX_NAME.
-# Stats go to $WORK/NAME.stats (SIGUSR1 or exit), stderr to $WORK/NAME.err.
-start_proxy() {
-	local name=$1 port=$2
-
-	shift 2
-	"${SAN_ENV[@]}" ip netns exec "$NS" "$PROXY" --listen "127.0.0.1:$port" --stats "$WORK/$name.stats" \
-		"$@" >"$WORK/$name.log" 2>"$WORK/$name.err" &
-	PX_PID=$!
-	PX_NAME=$name
-	LIVE[$PX_PID]=1
-	wait_port "$port" "$PX_PID"
-}
-
-stat_of() { # NAME COUNTER: from the last stats dump
-	awk -v k="$2" '$1 == k { print $2 }' "$WORK/$1.stats" 2>/dev/null
-}
-
-dump_stats() { # PID NAME
-	rm -f "$WORK/$2.stats"
-	kill -USR1 "$1"
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$WORK/$2.stats" ] && return 0
-		sleep 0.02
-	done
-}
-
-# stop_proxy PID NAME: SIGTERM; it must exit 0 with no sanitizer report.
-stop_proxy() {
-	local rc
-
-	kill -TERM "$1"
-	reap "$1" 20
-	rc=$?
-	expect_eq "$rc" 0 "$2: exits 0 on SIGTERM"
-	if grep -qE 'Sanitizer|runtime error|ERROR:' "$WORK/$2.err"; then
-		fail "$2: no sanitizer report (leaks, UB, memory errors)"
-		sed 's/^/#   /' "$WORK/$2.err" | head -40
-	else
-		pass "$2: no sanitizer report (leaks, UB, memory errors)"
-	fi
-}
-
-hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 
 # ---- preconditions ----
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
@@ -325,6 +196,8 @@ out=$(cli curl -sS -w ' %{http_code}' http://127.0.0.1:15009/garbage)
 expect_eq "$out" "upstream connect error or disconnect/reset before headers. reset reason: protocol error 502" \
 	"malformed upstream response: 502"
 expect_eq "$(code http://127.0.0.1:15009/bighead/70000)" 502 "upstream response head over 64 KiB: 502"
+expect_eq "$(code http://127.0.0.1:15009/status10)" 502 "upstream status out of range (10): 502"
+expect_eq "$(code http://127.0.0.1:15009/emptyname)" 502 "upstream field with an empty name: 502"
 expect_eq "$(code http://127.0.0.1:15009/bighead/1000)" 200 "upstream response head of 1 KB: 200"
 out=$(cli curl -sS -w ' %{http_code}' --data-binary @"$WORK/up.bin" http://127.0.0.1:15009/early413)
 expect_eq "$out" "too big
@@ -360,6 +233,9 @@ expect_eq "$(raw 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-En
 	"HTTP/1.1 400 Bad Request" "Content-Length with Transfer-Encoding: 400"
 expect_eq "$(raw 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n')" \
 	"HTTP/1.1 400 Bad Request" "bad chunk size: 400"
+expect_eq "$(raw 'GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n')" "HTTP/1.1 400 Bad Request" "a field with an empty name: 400"
+expect_eq "$(raw 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n')" \
+	"HTTP/1.1 400 Bad Request" "a trailer with an empty name: 400"
 expect_eq "$(raw 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nabc')" \
 	"HTTP/1.1 400 Bad Request" "Transfer-Encoding without chunked: 400"
 expect_eq "$(raw 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd')" \
@@ -582,23 +458,13 @@ expect "max_pending 1000: wrk saw no errors" bash -c "! grep -qE 'Socket errors|
 stop_proxy "$CBQ" cbq
 
 echo "# the pending queue: route timeout, a client leaving, overflow, max_requests, outcomes"
-# wait_log NAME PATTERN: until bm-echo NAME logged a line matching PATTERN (5 s at most).
-wait_log() {
-	local i
-
-	for ((i = 0; i < 100; i++)); do
-		grep -q "$2" "$WORK/$1.out" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 start_proxy cbt 15015 --upstream 127.0.0.1:8083 --outcomes "$WORK/cbt.outcomes" \
 	--route '/=cbt,max_connections=1,timeout=1500' || fail "harness cbt starts"
 CBT=$PX_PID
 cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15015/qa?delay=1s" >"$WORK/qa.code" &
 QA=$!
 LIVE[$QA]=1
-wait_log d '^GET /qa?delay=1s ' || fail "request qa reached bm-echo"
+wait_log "$WORK/d.out" '^GET /qa?delay=1s ' || fail "request qa reached bm-echo"
 out=$(cli curl -sS -w ' %{http_code} %{time_total}' "http://127.0.0.1:15015/qb?delay=1s")
 reap "$QA" 10
 expect_eq "$(cat "$WORK/qa.code")" 200 "max_connections 1: the first request is served"
@@ -617,7 +483,7 @@ CBL=$PX_PID
 cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/la?delay=2s" >"$WORK/la.code" &
 LA=$!
 LIVE[$LA]=1
-wait_log d '^GET /la?delay=2s ' || fail "request la reached bm-echo"
+wait_log "$WORK/d.out" '^GET /la?delay=2s ' || fail "request la reached bm-echo"
 cli curl -sS -o /dev/null --max-time 0.3 "http://127.0.0.1:15016/lb" 2>/dev/null
 expect_eq "$?" 28 "a queued client gives up after 0.3 s"
 cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/lc" >"$WORK/lc.code" &
@@ -640,7 +506,7 @@ expect_eq "$(grep -cE '^GET /l[bd] ' "$WORK/d.out")" 0 "the request that left an
 cli curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/mr1?delay=1s" >"$WORK/mr1.code" &
 MR1=$!
 LIVE[$MR1]=1
-wait_log d '^GET /mr1?delay=1s ' || fail "request mr1 reached bm-echo"
+wait_log "$WORK/d.out" '^GET /mr1?delay=1s ' || fail "request mr1 reached bm-echo"
 out=$(cli curl -sS -D "$H" -o /dev/null -w '%{http_code}' "http://127.0.0.1:15016/mr2")
 reap "$MR1" 10
 expect_eq "$(cat "$WORK/mr1.code") $out" "200 503" "max_requests 1: a second request in flight gets 503 at once"
@@ -744,7 +610,7 @@ EOF
 cli python3 "$WORK/idle.py" >"$WORK/dr_idle.out" 2>&1 &
 DIDLE=$!
 LIVE[$DIDLE]=1
-wait_log a '^GET /drain-slow?delay=1s ' && wait_log a '^GET /drain-p1?delay=1s ' || fail "drain: the slow requests reached bm-echo"
+wait_log "$WORK/a.out" '^GET /drain-slow?delay=1s ' && wait_log "$WORK/a.out" '^GET /drain-p1?delay=1s ' || fail "drain: the slow requests reached bm-echo"
 for ((i = 0; i < 100; i++)); do grep -q 'HTTP/1.1 200' "$WORK/dr_idle.out" && break; sleep 0.05; done
 expect "drain: the idle client got its first response" grep -q 'HTTP/1.1 200' "$WORK/dr_idle.out"
 t_drain=$EPOCHREALTIME

@@ -121,6 +121,12 @@ def serve_one(conn):
             if path == "/garbage":    # not a status line
                 conn.sendall(b"HTTP/1.1 2x0 Nope\r\n\r\n")
                 return
+            if path == "/status10":   # a status out of range, which llhttp takes
+                conn.sendall(b"HTTP/1.1 10 Odd\r\nContent-Length: 0\r\n\r\n")
+                return
+            if path == "/emptyname":  # a field with no name, which llhttp takes
+                conn.sendall(b"HTTP/1.1 200 OK\r\n: empty\r\nContent-Length: 0\r\n\r\n")
+                return
             if path.startswith("/bighead/"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * int(path[9:]) +
                              b"\r\nContent-Length: 0\r\n\r\n")

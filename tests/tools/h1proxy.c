@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "h1.h"
+#include "h2.h"
 
 #define MAX_UP 16
 #define MAX_ROUTES 8
@@ -50,6 +51,10 @@ struct harness {
 	int lfd, sfd;
 	char (*paths)[PATH_MAX_LEN];
 	size_t path_next;
+	struct bm_h2_back *back; /* --h2-upstream */
+	struct bm_h2_front *h2f;  /* --h2 */
+	struct bm_h2_opts h2o;
+	bool h2;
 };
 
 static int parse_addr(const char *s, struct sockaddr_storage *ss)
@@ -210,6 +215,8 @@ static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decisio
 	d->req_edits = h->req_edits;
 	d->resp_edits = h->resp_edits;
 	d->rewrite_authority = h->rewrite_authority;
+	if (h->back)
+		d->upstream_proto = BM_L7_PROTO_H2;
 	for (size_t i = 0; i < h->n_routes; i++) {
 		if (!strncmp(req->path, h->routes[i].prefix, strlen(h->routes[i].prefix))) {
 			r = &h->routes[i];
@@ -223,6 +230,61 @@ static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decisio
 		snprintf(p, PATH_MAX_LEN, "%s%sstatus=503", req->path, strchr(req->path, '?') ? "&" : "?");
 		d->rewrite_path = p;
 	}
+}
+
+/* --h2-upstream: every FORWARD goes to its endpoint as HTTP/2 (h2c, prior knowledge) through
+ * the h2 back; its counters join the stats file as h2_<name>. */
+static int h2_upstream_open(void *arg, const struct sockaddr_storage *ep, const char *cluster,
+			    const struct bm_l7_pool *lim)
+{
+	return bm_h2_back_open(((struct harness *)arg)->back, ep, cluster, lim);
+}
+
+static void h2_upstream_stats(struct harness *h, FILE *f)
+{
+	const struct bm_h2_stats *st;
+
+	if (!h->back)
+		return;
+	st = bm_h2_back_stats(h->back);
+	fprintf(f, "h2_upstream_cx %lu\nh2_upstream_cx_fail %lu\nh2_upstream_cx_active %lu\n"
+		   "h2_upstream_rq %lu\nh2_upstream_rq_active %lu\nh2_upstream_reset %lu\n"
+		   "h2_upstream_refused %lu\nh2_upstream_goaway %lu\nh2_upstream_overflow %lu\n",
+		st->upstream_cx, st->upstream_cx_fail, st->upstream_cx_active, st->upstream_rq,
+		st->upstream_rq_active, st->upstream_reset, st->upstream_refused,
+		st->upstream_goaway, st->upstream_overflow);
+}
+
+/* ---- --h2: the HTTP/2 front before the engine (h2.h). A client whose first bytes are the
+ * preface goes to the front; HTTP/1 to the engine, whose h2c upgrades come back to the front. */
+static int h2c_take(void *arg, int fd, const struct bm_h1_peer *peer, const struct bm_h1_h2c *up)
+{
+	return bm_h2_front_upgrade(((struct harness *)arg)->h2f, fd, peer, up);
+}
+
+static int h2_setup(struct harness *h)
+{
+	h->h2f = bm_h2_front_new(h->loop, h->px, &h->h2o);
+	if (!h->h2f) {
+		fprintf(stderr, "h1proxy: h2 front: out of memory\n");
+		return -1;
+	}
+	/* One hook set for both halves (--h2-upstream's open, when given). */
+	bm_h1_proxy_set_h2(h->px, h2c_take, h->back ? h2_upstream_open : NULL, h);
+	return 0;
+}
+
+static void h2_dump(const struct harness *h, FILE *f)
+{
+	const struct bm_h2_stats *st = h->h2f ? bm_h2_front_stats(h->h2f) : NULL;
+
+	if (st)
+		fprintf(f, "h2_downstream_cx %lu\nh2_downstream_cx_active %lu\nh2_upgrades %lu\n"
+			   "h2_streams %lu\nh2_streams_active %lu\nh2_rx_reset %lu\nh2_tx_reset %lu\n"
+			   "h2_goaway_sent %lu\nh2_protocol_errors %lu\nh2_headers_too_large %lu\n",
+			st->downstream_cx, st->downstream_cx_active, st->upgrades, st->streams,
+			st->streams_active, st->rx_reset, st->tx_reset, st->goaway_sent,
+			st->protocol_errors, st->headers_too_large);
 }
 
 /* --outcomes FILE: "<outcome> <status> <endpoint> <cluster>" per attempt, flushed. */
@@ -264,6 +326,8 @@ static void dump_stats(struct harness *h)
 		   "rq_pending_overflow %lu\nretry_overflow %lu\n",
 		st->cx_overflow, st->rq_pending_total, st->rq_pending_active,
 		st->rq_pending_overflow, st->retry_overflow);
+	h2_upstream_stats(h, f);
+	h2_dump(h, f);
 	fclose(f);
 }
 
@@ -291,18 +355,22 @@ static void sniff_timer(struct bm_evloop *l, struct bm_ev_timer *t)
 	char buf[64];
 	ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	int verdict = n > 0 ? bm_h1_sniff(buf, (size_t)n) : 0;
+	int h2 = n > 0 && p->h->h2f ? bm_h2_sniff(buf, (size_t)n) : -1;
+	struct bm_h1_peer peer = { .orig_dst = p->dst };
 
 	if (n == 0 || (n < 0 && errno != EAGAIN)) {
 		bm_ev_hook_del(l, &p->hook);
 		pending_drop(l, &p->hook);
 		return;
 	}
-	if (verdict == 0 && ++p->tries < 100 && n < (ssize_t)sizeof(buf)) {
+	if ((verdict == 0 || h2 == 0) && ++p->tries < 100 && n < (ssize_t)sizeof(buf)) {
 		bm_ev_timer_arm(l, t, 5);
 		return;
 	}
 	bm_ev_hook_del(l, &p->hook);
-	if (verdict == 1)
+	if (h2 == 1)
+		bm_h2_front_serve(p->h->h2f, p->fd, &peer, NULL, 0);
+	else if (verdict == 1 || !p->h->sniff)
 		bm_h1_proxy_serve(p->h->px, p->fd, &p->dst, 0);
 	else
 		bm_tcp_relay_serve(l, p->fd, &p->h->up[0]);
@@ -323,7 +391,7 @@ static void on_accept(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
 			return;
 		if (getsockname(fd, (struct sockaddr *)&dst, &len) < 0)
 			memset(&dst, 0, sizeof(dst));
-		if (h->sniff) {
+		if (h->sniff || h->h2f) {
 			struct pending *p = calloc(1, sizeof(*p));
 
 			if (!p) {
@@ -349,7 +417,7 @@ static void drain_check(struct bm_evloop *l, struct bm_ev_timer *t)
 {
 	struct harness *h = t->data;
 
-	if (!bm_h1_proxy_active(h->px))
+	if (!bm_h1_proxy_active(h->px) && !bm_h2_front_active(h->h2f))
 		bm_evloop_stop(l);
 	else
 		bm_ev_timer_arm(l, t, 20);
@@ -365,6 +433,7 @@ static void on_signal(struct bm_evloop *l, struct bm_ev_file *f, uint32_t ev)
 		if (si.ssi_signo == SIGUSR1) {
 			dump_stats(h);
 		} else if (si.ssi_signo == SIGUSR2) {
+			bm_h2_front_drain(h->h2f);
 			bm_h1_proxy_drain(h->px);
 			drain_check(l, &h->drain_timer);
 		} else {
@@ -396,7 +465,7 @@ static void usage(void)
 		"  [--set-req N:V] [--add-req N:V] [--remove-req N] [--set-resp N:V] [--add-resp N:V]\n"
 		"  [--remove-resp N] [--head-timeout MS] [--idle-timeout MS] [--connect-timeout MS]\n"
 		"  [--max-requests-per-conn N] [--max-conns N] [--sniff] [--mark N] [--stats FILE]\n"
-		"  [--ready-file FILE] [--outcomes FILE]\n"
+		"  [--ready-file FILE] [--outcomes FILE] [--h2-upstream] [--h2] [--h2-idle-timeout MS]\n"
 		"  [--route PREFIX=CLUSTER[,max_connections=N][,max_pending=N][,max_requests=N]\n"
 		"     [,max_retries=N][,max_requests_per_conn=N][,connect_timeout=MS][,idle_timeout=MS]\n"
 		"     [,upstream=IP:PORT][,timeout=MS][,per_try=MS][,retries=N][,retry_on=A+B]\n"
@@ -416,13 +485,14 @@ int main(int argc, char **argv)
 		{ "idle-timeout", 1, 0, 8 }, { "connect-timeout", 1, 0, 9 },
 		{ "max-requests-per-conn", 1, 0, 10 }, { "max-conns", 1, 0, 11 }, { "sniff", 0, 0, 12 },
 		{ "stats", 1, 0, 13 }, { "ready-file", 1, 0, 14 }, { "mark", 1, 0, 15 },
-		{ "route", 1, 0, 16 }, { "outcomes", 1, 0, 17 }, { 0, 0, 0, 0 },
+		{ "route", 1, 0, 16 }, { "outcomes", 1, 0, 17 }, { "h2-upstream", 0, 0, 18 },
+		{ "h2", 0, 0, 19 }, { "h2-idle-timeout", 1, 0, 20 }, { 0, 0, 0, 0 },
 	};
 	struct harness h = { .lfd = -1, .sfd = -1 };
 	struct bm_h1_opts opts = { 0 };
 	struct sockaddr_storage laddr;
 	const char *ready = NULL, *outcomes = NULL;
-	bool have_listen = false;
+	bool have_listen = false, h2_upstream = false;
 	sigset_t mask;
 	int c, rc = 1;
 
@@ -469,6 +539,9 @@ int main(int argc, char **argv)
 		case 15: bm_conn_upstream_mark = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 16: bad = parse_route(&h, optarg); break;
 		case 17: outcomes = optarg; break;
+		case 18: h2_upstream = true; break;
+		case 19: h.h2 = true; break;
+		case 20: h.h2o.idle_timeout_ms = (uint32_t)atoi(optarg); break;
 		default: usage();
 		}
 		if (bad) {
@@ -496,6 +569,16 @@ int main(int argc, char **argv)
 	h.px = bm_h1_proxy_new(h.loop, &opts, route, &h);
 	if (!h.px)
 		goto cleanup;
+	if (h2_upstream) {
+		h.back = bm_h2_back_new(h.loop, NULL);
+		if (!h.back) {
+			fprintf(stderr, "h1proxy: h2 back: out of memory\n");
+			goto cleanup;
+		}
+		bm_h1_proxy_set_h2(h.px, NULL, h2_upstream_open, &h);
+	}
+	if (h.h2 && h2_setup(&h))
+		goto cleanup;
 	if (outcomes) {
 		h.outcomes = fopen(outcomes, "a");
 		if (!h.outcomes) {
@@ -521,7 +604,9 @@ int main(int argc, char **argv)
 cleanup:
 	if (h.loop)
 		bm_ev_timer_cancel(h.loop, &h.drain_timer);
+	bm_h2_front_free(h.h2f);
 	bm_h1_proxy_free(h.px);
+	bm_h2_back_free(h.back);
 	if (h.outcomes)
 		fclose(h.outcomes);
 	if (h.lfd >= 0)

@@ -58,23 +58,33 @@ static void as_tcp(struct bm_l7 *l, int fd, const struct sockaddr_storage *orig)
 		bm_warn("l7: TCP relay: out of memory or no socket");
 }
 
-/* The first bytes decide: HTTP/1 goes to the engine, anything else is relayed as TCP. */
-static void sniff_done(struct bm_l7_sniff *s, bool http)
+enum sniffed { SNIFF_TCP, SNIFF_H1, SNIFF_H2 };
+
+/* The first bytes decide: HTTP/1 goes to the engine, the HTTP/2 preface to the h2 front (and
+ * its streams to the engine), anything else is relayed as TCP. */
+static void sniff_done(struct bm_l7_sniff *s, enum sniffed what)
 {
 	struct bm_l7 *l = s->l;
+	struct bm_h1_peer peer = { .orig_dst = s->orig, .caller_wl = s->wl_id };
 	int fd = s->ev.fd;
-	struct sockaddr_storage orig = s->orig;
-	uint32_t wl = s->wl_id;
 
 	sniff_unlink(s);
 	free(s);
-	if (!http) {
-		as_tcp(l, fd, &orig);
+	switch (what) {
+	case SNIFF_TCP:
+		as_tcp(l, fd, &peer.orig_dst);
+		return;
+	case SNIFF_H2:
+		l->cnt.http2++;
+		if (bm_h2_front_serve(l->h2f, fd, &peer, NULL, 0))
+			bm_warn("l7: serving an HTTP/2 connection failed (out of memory)");
+		return;
+	case SNIFF_H1:
+		l->cnt.http++;
+		if (bm_h1_proxy_serve_ex(l->px, fd, &peer))
+			bm_warn("l7: serving a connection failed (out of memory)");
 		return;
 	}
-	l->cnt.http++;
-	if (bm_h1_proxy_serve(l->px, fd, &orig, wl))
-		bm_warn("l7: serving a connection failed (out of memory)");
 }
 
 static void sniff_event(struct bm_evloop *loop, struct bm_ev_file *f, uint32_t events)
@@ -93,16 +103,23 @@ static void sniff_event(struct bm_evloop *loop, struct bm_ev_file *f, uint32_t e
 		sniff_close(s); /* closed or reset before a byte */
 		return;
 	}
+	r = bm_h2_sniff(buf, (size_t)n);
+	if (r == 1) {
+		sniff_done(s, SNIFF_H2);
+		return;
+	}
+	if (r == 0)
+		return; /* a prefix of the HTTP/2 preface: wait for the rest */
 	r = bm_h1_sniff(buf, (size_t)n);
 	if (r == 0 && (size_t)n < sizeof(buf))
 		return; /* could still be HTTP: wait for more */
-	sniff_done(s, r == 1);
+	sniff_done(s, r == 1 ? SNIFF_H1 : SNIFF_TCP);
 }
 
 static void sniff_timeout(struct bm_evloop *loop, struct bm_ev_timer *t)
 {
 	(void)loop;
-	sniff_done(t->data, false); /* a server-first protocol, or a silent client: TCP */
+	sniff_done(t->data, SNIFF_TCP); /* a server-first protocol, or a silent client: TCP */
 }
 
 static void sockaddr_of(const uint8_t *a16, uint16_t port_be, struct sockaddr_storage *ss)
@@ -175,6 +192,23 @@ static void lsn_event(struct bm_evloop *loop, struct bm_ev_file *f, uint32_t eve
 		}
 		on_accept(l, fd);
 	}
+}
+
+/* The engine's HTTP/2 hooks (bm_h1_proxy_set_h2): h2c upgrades to the front, HTTP/2
+ * clusters through the back. */
+static int h2c_upgrade(void *arg, int fd, const struct bm_h1_peer *peer,
+		       const struct bm_h1_h2c *up)
+{
+	struct bm_l7 *l = arg;
+
+	l->cnt.http2++;
+	return bm_h2_front_upgrade(l->h2f, fd, peer, up);
+}
+
+static int h2_open(void *arg, const struct sockaddr_storage *ep, const char *cluster,
+		   const struct bm_l7_pool *lim)
+{
+	return bm_h2_back_open(((struct bm_l7 *)arg)->h2b, ep, cluster, lim);
 }
 
 static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
@@ -265,8 +299,16 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 	l->px = bm_h1_proxy_new(loop, NULL, route, l);
 	if (l->px && l->router)
 		bm_router_set_load(l->router, bm_h1_proxy_load, l->px);
-	if (!l->px)
+	l->h2b = l->px ? bm_h2_back_new(loop, NULL) : NULL;
+	l->h2f = l->h2b ? bm_h2_front_new(loop, l->px, NULL) : NULL;
+	if (!l->h2f) {
+		bm_h2_back_free(l->h2b);
+		bm_h1_proxy_free(l->px);
+		l->h2b = NULL;
+		l->px = NULL;
 		return -ENOMEM;
+	}
+	bm_h1_proxy_set_h2(l->px, h2c_upgrade, h2_open, l);
 	bm_h1_proxy_set_outcome(l->px, outcome, l);
 	bm_ev_hook_add(loop, &l->hook, l7_hook);
 	for (int v6 = 0; v6 < 2; v6++) {
@@ -320,8 +362,14 @@ void bm_l7_stop(struct bm_l7 *l)
 	while (l->sniffs)
 		sniff_close(l->sniffs);
 	bm_ev_hook_del(l->loop, &l->hook);
+	/* The front's streams are the engine's clients, and the back serves the engine's
+	 * upstreams: front, engine, back, in that order. */
+	bm_h2_front_free(l->h2f);
 	if (l->px)
 		bm_h1_proxy_free(l->px);
+	bm_h2_back_free(l->h2b);
+	l->h2f = NULL;
+	l->h2b = NULL;
 	l->px = NULL;
 	bm_router_free(l->router);
 	l->router = NULL;

@@ -1,6 +1,7 @@
 /* The agent's HTTP side: the listener the kernel redirects HTTP service ports to, each accepted
  * connection matched to where its client was going (bm_orig), sniffed, and handed to the
- * HTTP/1.1 engine with the current router, or relayed as TCP when it is not HTTP/1. */
+ * HTTP/1.1 engine with the current router (HTTP/2 through the h2 front), or relayed as TCP
+ * when it is not HTTP. */
 #ifndef BM_AGENT_L7_H
 #define BM_AGENT_L7_H
 
@@ -11,6 +12,7 @@
 #include "dp.h"
 #include "evloop.h"
 #include "h1.h"
+#include "h2.h"
 #include "router.h"
 
 #define BM_L7_DEFAULT_PORT 15001
@@ -20,6 +22,7 @@ struct bm_l7_counters {
 	uint64_t accepted;       /* connections accepted on the listener */
 	uint64_t no_orig;        /* the kernel had no record for them: closed */
 	uint64_t http;           /* handed to the HTTP/1 engine */
+	uint64_t http2;          /* handed to the h2 front (the HTTP/2 preface) */
 	uint64_t tcp;            /* relayed as TCP (not HTTP/1, or the sniff timed out) */
 	uint64_t tcp_no_upstream; /* ... with no endpoint to relay to: closed */
 	uint64_t bypass_joined;  /* agent ends that joined the same-node bypass */
@@ -31,6 +34,8 @@ struct bm_l7 {
 	struct bm_evloop *loop;
 	const struct bm_dp *dp;
 	struct bm_h1_proxy *px;
+	struct bm_h2_front *h2f;      /* HTTP/2 clients (prior knowledge, h2c upgrades) */
+	struct bm_h2_back *h2b;       /* HTTP/2 endpoints (http2/grpc ports, UPGRADE) */
 	struct bm_router *router;     /* NULL until a config applies: requests get 503 */
 	struct {
 		struct bm_ev_file ev;

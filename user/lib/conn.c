@@ -191,6 +191,34 @@ fail:
 	return NULL;
 }
 
+size_t bm_sockaddr_key(const struct sockaddr_storage *ss, uint8_t *k)
+{
+	const struct sockaddr_in *in = (const void *)ss;
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+	size_t n = sizeof(ss->ss_family);
+
+	memcpy(k, &ss->ss_family, sizeof(ss->ss_family));
+	switch (ss->ss_family) {
+	case AF_INET:
+		memcpy(k + n, &in->sin_port, 2);
+		memcpy(k + n + 2, &in->sin_addr, 4);
+		return n + 6;
+	case AF_INET6:
+		memcpy(k + n, &in6->sin6_port, 2);
+		memcpy(k + n + 2, &in6->sin6_addr, 16);
+		memcpy(k + n + 18, &in6->sin6_scope_id, 4);
+		return n + 22;
+	case AF_UNIX: {
+		size_t len = bm_sockaddr_len(ss) - offsetof(struct sockaddr_un, sun_path);
+
+		memcpy(k + n, ((const struct sockaddr_un *)(const void *)ss)->sun_path, len);
+		return n + len;
+	}
+	default:
+		return n;
+	}
+}
+
 socklen_t bm_sockaddr_len(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_un *un = (const void *)ss;

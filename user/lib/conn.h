@@ -114,6 +114,10 @@ int bm_conn_connect(struct bm_evloop *l, const struct sockaddr_storage *to, size
 /* After a connect: BM_OK once connected, BM_AGAIN while pending, BM_ERROR (c->err). */
 int bm_conn_connected(struct bm_conn *c);
 socklen_t bm_sockaddr_len(const struct sockaddr_storage *ss);
+/* The bytes that identify an address (family, port, address and scope, or unix path), for
+ * hashing and comparing; at most BM_SOCKADDR_KEY_MAX. Returns their count. */
+#define BM_SOCKADDR_KEY_MAX sizeof(struct sockaddr_storage)
+size_t bm_sockaddr_key(const struct sockaddr_storage *ss, uint8_t *k);
 
 /* One read into c->in (up to its max). Returns bytes read, 0 when nothing was read (EOF sets
  * rd_eof; a full buffer or EAGAIN leave it), or BM_ERROR (c->failed). Only reads when the

@@ -248,6 +248,9 @@ static int on_header_field_complete(llhttp_t *p)
 {
 	struct h1_head *h = head_of(p);
 
+	/* ": value": this llhttp lets it through. */
+	if (h->done ? h->trailers.len == h->tr_line : !h->in_field || !h->f[h->n].name_len)
+		return limit(p, h, 400, "empty header field name");
 	if (h->done)
 		return trailer_mark(p, h, true);
 	h->f[h->n].val_off = (uint32_t)h->arena.len;

@@ -8,44 +8,14 @@
 #include "h1_internal.h"
 
 #define POOL_MIN_BUCKETS 64
-#define ADDR_KEY_MAX (sizeof(struct sockaddr_un) + 5 + sizeof(void *))
-
-/* The bytes that identify an address: family, port, address (scope for v6), unix path. */
-static size_t addr_key(const struct sockaddr_storage *ss, uint8_t *k)
-{
-	const struct sockaddr_in *in = (const void *)ss;
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-	size_t n = 0;
-
-	memcpy(k, &ss->ss_family, sizeof(ss->ss_family));
-	n += sizeof(ss->ss_family);
-	switch (ss->ss_family) {
-	case AF_INET:
-		memcpy(k + n, &in->sin_port, 2);
-		memcpy(k + n + 2, &in->sin_addr, 4);
-		return n + 6;
-	case AF_INET6:
-		memcpy(k + n, &in6->sin6_port, 2);
-		memcpy(k + n + 2, &in6->sin6_addr, 16);
-		memcpy(k + n + 18, &in6->sin6_scope_id, 4);
-		return n + 22;
-	case AF_UNIX: {
-		size_t len = bm_sockaddr_len(ss) - offsetof(struct sockaddr_un, sun_path);
-
-		memcpy(k + n, ((const struct sockaddr_un *)(const void *)ss)->sun_path, len);
-		return n + len;
-	}
-	default:
-		return n;
-	}
-}
+#define ADDR_KEY_MAX (BM_SOCKADDR_KEY_MAX + 1 + sizeof(void *))
 
 /* An endpoint's key: its address, then its cluster (two clusters' pools never mix), then
  * how it is spoken to (HTTP/1.1, or HTTP/2 through the back). */
 static size_t ep_key(const struct sockaddr_storage *ss, const struct h1_cluster *cl, bool h2,
 		     uint8_t *k)
 {
-	size_t n = addr_key(ss, k);
+	size_t n = bm_sockaddr_key(ss, k);
 
 	memcpy(k + n, &cl, sizeof(cl));
 	k[n + sizeof(cl)] = h2;

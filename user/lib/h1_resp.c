@@ -116,10 +116,10 @@ int h1_resp_on_head(struct h1_sess *s)
 	}
 	if (code >= 100 && code < 200 && code != 101)
 		return 0; /* interim (100 Continue, 103): dropped at its message end */
-	if ((code == 101 && (!s->req_upgrade || !p->upgrade)) ||
+	if (code < 100 || code > 599 || (code == 101 && (!s->req_upgrade || !p->upgrade)) ||
 	    (code != 101 && (p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
-		/* 101 not asked for, or a transfer coding we would pass on undecoded: 502, and
-		 * the endpoint's outcome is a reset. */
+		/* A status out of range (this llhttp takes "10"), 101 not asked for, or a transfer
+		 * coding we would pass on undecoded: 502, and the endpoint's outcome is a reset. */
 		s->resp_bad = true;
 		return -1;
 	}

@@ -51,18 +51,26 @@ int h2_io_recv(nghttp2_session *ng, struct bm_conn *c)
 
 int h2_io_send(nghttp2_session *ng, struct bm_conn *c, size_t high)
 {
-	while (bm_buf_pending(&c->out) < high) {
-		const uint8_t *data;
-		ssize_t n = nghttp2_session_mem_send(ng, &data);
+	/* Frames up to high, flushed; when the socket took them all and nghttp2 has more, again
+	 * (a bounded number of rounds: the loop's other work waits meanwhile). */
+	for (int round = 0; round < H2_SEND_ROUNDS; round++) {
+		while (bm_buf_pending(&c->out) < high) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(ng, &data);
 
-		if (n < 0)
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				break;
+			if (bm_buf_append(&c->out, data, (size_t)n))
+				return -1; /* out's max leaves H2_OUT_SLACK over high: cannot happen */
+		}
+		if (bm_conn_flush(c) == BM_ERROR)
 			return -1;
-		if (n == 0)
-			break;
-		if (bm_buf_append(&c->out, data, (size_t)n))
-			return -1; /* out's max leaves H2_OUT_SLACK over high: cannot happen */
+		if (bm_buf_pending(&c->out) || !nghttp2_session_want_write(ng))
+			return 0;
 	}
-	return bm_conn_flush(c) == BM_ERROR ? -1 : 0;
+	return 1;
 }
 
 bool h2_io_done(nghttp2_session *ng)
