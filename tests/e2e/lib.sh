@@ -34,6 +34,7 @@ e2e_cleanup() {
 		grep -h -A12 'Sanitizer\|runtime error:' "$E2E_TMP"/logs/*.log | head -60
 		rc=1
 	fi
+	[ -n "${E2E_KEEP_LOGS:-}" ] && cp -r "$E2E_TMP/logs" "$E2E_KEEP_LOGS" 2>/dev/null
 	rm -rf "$E2E_TMP"
 	exit $rc
 }

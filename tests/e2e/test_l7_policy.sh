@@ -80,8 +80,11 @@ check "... and requests within the limits are served ($served)" test "$served" -
 # (wrk does not count what was in flight when it stopped: up to 50 sent and 50 waiting.)
 check "... the backends saw only what was not overflowed ($served <= $total - ${non2xx:-0} + 100)" \
 	test "$served" -le "$((total - ${non2xx:-0} + 100))"
-check "maxConnections 50: the agent held at most 50 upstream connections ($maxconn)" \
-	test "$maxconn" -ge 10 -a "$maxconn" -le 50
+# An endpoint with no connection at all still gets one over the limit (Envoy's rule, so that
+# a request picked for it never waits on another endpoint's connections): with three
+# endpoints, 50 + 2 at most.
+check "maxConnections 50: the agent held at most 50 upstream connections, + 1 per endpoint that had none ($maxconn)" \
+	test "$maxconn" -ge 10 -a "$maxconn" -le 52
 check "an overflow says x-envoy-overloaded: true" grep -qi '^x-envoy-overloaded: true' "$TMP/cbh"
 check "no socket errors at wrk (connections are never refused or reset)" \
 	bash -c "! grep -q 'Socket errors' $TMP/wrk.out"

@@ -38,13 +38,14 @@ static inline size_t bm_buf_pending(const struct bm_buf *b)
 {
 	return b->len;
 }
+/* NULL for a buffer with no memory (never used, or released): no offset is added to it. */
 static inline char *bm_buf_head(const struct bm_buf *b)
 {
-	return b->data + b->off;
+	return b->data ? b->data + b->off : NULL;
 }
 static inline char *bm_buf_tail(const struct bm_buf *b)
 {
-	return b->data + b->off + b->len;
+	return b->data ? b->data + b->off + b->len : NULL;
 }
 /* Bytes that can still be appended before max. */
 static inline size_t bm_buf_room(const struct bm_buf *b)

@@ -208,7 +208,8 @@ static int trailer_mark(llhttp_t *p, struct h1_head *h, bool sep)
 		h->tr_drop = false;
 		return 0;
 	}
-	while (t->len > h->tr_line && (bm_buf_tail(t)[-1] == ' ' || bm_buf_tail(t)[-1] == '\t'))
+	while (t->len > h->tr_line && (t->data[t->off + t->len - 1] == ' ' ||
+				       t->data[t->off + t->len - 1] == '\t'))
 		t->len--;
 	if (bm_buf_append(t, "\r\n", 2))
 		return limit(p, h, 400, "trailers too large");

@@ -29,7 +29,9 @@ struct cluster {
 	struct bm_l7_pool pool;        /* DestinationRule connectionPool (circuit breaking) */
 	/* loadBalancer.consistentHash (in the pinned config), with a Maglev ring per family
 	 * over ep4 / ep6 (NULL: too many endpoints, or none). */
-	const struct bm_lb_policy *hash;
+	struct bm_lb_policy hash;      /* a copy (the merged config's is freed after the apply;
+					* its strings live in the pinned parses); hash.hash NONE:
+					* no consistentHash */
 	uint32_t *ring4, *ring6, m4, m6;
 	struct bm_outlier_policy od;   /* DestinationRule outlierDetection (od.set: on) */
 };
@@ -273,7 +275,7 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 	const struct bm_lb_policy *lbp = bm_compile_lb_policy(s, subset, p->port);
 
 	if (lbp && lbp->hash != BM_HASH_NONE) {
-		c->hash = lbp;
+		c->hash = *lbp;
 		if (bm_lb_ring_build(c->ep4, c->n4, &c->ring4, &c->m4) ||
 		    bm_lb_ring_build(c->ep6, c->n6, &c->ring6, &c->m6)) {
 			cluster_free(c);
@@ -639,12 +641,12 @@ static bool req_hash(struct bm_router *r, const struct cluster *c, const struct 
 		     uint64_t *hash, bool *set_cookie)
 {
 	*set_cookie = false;
-	if (!c->hash)
+	if (c->hash.hash == BM_HASH_NONE)
 		return false;
-	if (bm_lb_req_hash(c->hash, req, hash))
+	if (bm_lb_req_hash(&c->hash, req, hash))
 		return true;
-	if (c->hash->hash == BM_HASH_COOKIE && c->hash->cookie_ttl_set &&
-	    !bm_lb_cookie_new(c->hash, ((uint64_t)rnd32(r) << 32) | rnd32(r), r->cookie_buf,
+	if (c->hash.hash == BM_HASH_COOKIE && c->hash.cookie_ttl_set &&
+	    !bm_lb_cookie_new(&c->hash, ((uint64_t)rnd32(r) << 32) | rnd32(r), r->cookie_buf,
 			      sizeof(r->cookie_buf), hash)) {
 		*set_cookie = true;
 		return true;
