@@ -141,7 +141,9 @@ int bm_timer_arm(struct bm_loop *l, struct bm_timer *t, uint64_t after_ms)
 		l->heap = heap;
 		l->capheap = cap;
 	}
-	t->when = l->now + after_ms;
+	/* now is whole milliseconds, truncated: one more, so that a timer never fires before
+	 * after_ms have really passed (a ?delay=500ms answer is never 499.x ms late). */
+	t->when = l->now + after_ms + 1;
 	heap_set(l, l->nheap++, t);
 	heap_up(l, t->slot);
 	return 0;
