@@ -553,7 +553,11 @@ static void test_least_request(void **state)
 	int n[3] = { 0, 0, 0 };
 
 	(void)state;
-	build(&w, NULL, 0, pods, svc, vs_plain, NULL);
+	build(&w, NULL, 0, pods, svc, vs_plain,
+	      "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+	      "metadata: {name: backend, namespace: default}\nspec:\n  host: backend\n"
+	      "  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n",
+	      NULL);
 	bm_router_set_load(w.r, fake_load, &busy);
 	for (int i = 0; i < 300; i++) {
 		rq_init(&q, "10.96.0.10", 80, "/");
