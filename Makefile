@@ -137,7 +137,7 @@ $(UOUT)/tests/%: $(UOUT)/obj/tests/%.o $(LIB_A) $(LLHTTP_A)
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	      -std=gnu11 -D_GNU_SOURCE \
 	      -Iinclude -Iuser/lib -I$(OUT) -I$(LLHTTP_INC)
-$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard user/lib/*.h include/*.h) | $(SKELS)
+$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard user/lib/*.h include/*.h tests/fuzz/*.h) | $(SKELS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -DLLHTTP_STRICT_MODE=1 -o $@ $< $(LIB_SRC) $(LLHTTP_SRC) $(LIBS)
 

@@ -21,11 +21,10 @@
 #define F_EDITS 0x20
 #define MAX_ROUNDS 400
 #define MAX_UPSTREAMS 8
+#define DRIP_CHUNK 7
 
-static struct bm_evloop *loop;
-static struct sockaddr_storage up_addr;
-static int lfd = -1;
-static uint8_t flags;
+#include "fuzz_net.h"
+
 
 static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decision *d)
 {
@@ -63,64 +62,6 @@ static void route(void *arg, const struct bm_http_req *req, struct bm_l7_decisio
 	}
 }
 
-static int setup(void)
-{
-	struct sockaddr_un *un = (void *)&up_addr;
-
-	loop = bm_evloop_new();
-	if (!loop)
-		return -1;
-	un->sun_family = AF_UNIX;
-	snprintf(un->sun_path + 1, sizeof(un->sun_path) - 1, "bm-fuzz-h1-%d", (int)getpid());
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&up_addr, bm_sockaddr_len(&up_addr)) < 0 ||
-	    listen(lfd, 64) < 0)
-		return -1;
-	return 0;
-}
-
-/* Moves what it can: the client's bytes in, the engine's output out, upstream answers. */
-static bool pump(int cfd, const uint8_t *cb, size_t cn, size_t *coff, int *ups, size_t *n_ups,
-		 const uint8_t *ub, size_t un)
-{
-	char sink[65536];
-	bool moved = false;
-	ssize_t n;
-	size_t i;
-
-	if (*coff < cn) {
-		size_t chunk = (flags & F_DRIP) ? 7 : cn - *coff;
-
-		if (chunk > cn - *coff)
-			chunk = cn - *coff;
-		n = send(cfd, cb + *coff, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			*coff += (size_t)n;
-			moved = true;
-			if (*coff == cn && (flags & F_CLIENT_FIN))
-				shutdown(cfd, SHUT_WR);
-		}
-	}
-	while ((n = recv(cfd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
-		moved = true;
-	while (*n_ups < MAX_UPSTREAMS) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0)
-			break;
-		ups[(*n_ups)++] = fd;
-		if (un)
-			send(fd, ub, un, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (flags & F_UP_FIN)
-			shutdown(fd, SHUT_WR);
-		moved = true;
-	}
-	for (i = 0; i < *n_ups; i++)
-		while ((n = recv(ups[i], sink, sizeof(sink), MSG_DONTWAIT)) > 0)
-			moved = true;
-	return moved;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct bm_h1_opts opts = { .head_max = 4096, .max_headers = 20,
@@ -131,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *cb, *ub;
 	int round, quiet = 0;
 
-	if (!loop && setup())
+	if (!loop && setup("h1"))
 		abort();
 	if (size < 3)
 		return 0;
