@@ -143,6 +143,7 @@ struct h1_sess {
 	bool req_keepalive, req_chunked, req_has_cl, req_upgrade, req_http10;
 	bool is_head, idempotent, expect_100, sent_100;
 	bool te_trailers;         /* the client takes trailers (te: trailers, or HTTP/2) */
+	bool te_sent;             /* ... it said te: trailers (passed upstream as such) */
 	uint64_t req_cl;
 	struct bm_buf replay;     /* body so far, for a retry; released once over the bound */
 	bool replay_overflow;

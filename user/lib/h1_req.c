@@ -267,7 +267,8 @@ void h1_req_begin(struct h1_sess *s)
 		refuse(s, 431, "request head too large");
 		return;
 	}
-	s->te_trailers = s->peer_h2 || field_has_token(&s->rq, "te", "trailers");
+	s->te_sent = field_has_token(&s->rq, "te", "trailers");
+	s->te_trailers = s->peer_h2 || s->te_sent;
 	if (h2c_wanted(s, &settings)) {
 		h2c_handoff(s, settings);
 		return;
@@ -342,7 +343,7 @@ int h1_req_write_head(struct h1_sess *s, struct bm_buf *out)
 	if (h1_write_fields(out, &s->rq, e, skip_req_field, s) || write_xff(s, out))
 		return -1;
 	/* te is hop-by-hop, but "trailers" is passed on (gRPC servers need it), as Envoy does. */
-	if (field_has_token(&s->rq, "te", "trailers") && bm_buf_append(out, "te: trailers\r\n", 14))
+	if (s->te_sent && bm_buf_append(out, "te: trailers\r\n", 14))
 		return -1;
 	if (s->req_chunked && bm_buf_append(out, "transfer-encoding: chunked\r\n", 28))
 		return -1;
@@ -463,7 +464,7 @@ void h1_req_reset(struct h1_sess *s)
 	s->rp_paused = s->req_msg_done = s->req_done = false;
 	s->req_keepalive = s->req_chunked = s->req_has_cl = s->req_upgrade = false;
 	s->req_http10 = s->is_head = s->idempotent = s->expect_100 = s->sent_100 = false;
-	s->te_trailers = false;
+	s->te_trailers = s->te_sent = false;
 	s->mirror_pending = false;
 	s->req_cl = 0;
 	bm_buf_release(&s->replay);
