@@ -5,6 +5,7 @@
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/sockkey.h"
+#include "lib/bypass.h"
 
 /* Client end established: a connection redirected to the agent gets its original destination
  * filed for the agent; a service connection to a backend not known to be remote (or to the
@@ -46,24 +47,6 @@ static __always_inline void bm_bypass_client(struct bpf_sock_ops *skops, struct 
 	bm_sockkey_swap(&k, &peer);
 	if (bpf_map_update_elem(&bm_byp, &k, &undecided, BPF_ANY) ||
 	    bpf_map_update_elem(&bm_byp, &peer, &await, BPF_ANY))
-		return;
-	if (bpf_sock_hash_update(skops, &bm_sockhash, &k, BPF_ANY) == 0)
-		bm_count(BM_STAT_BYPASS_ADD);
-}
-
-/* Server end established: it joins only when a local client in the mesh awaits it. */
-static __always_inline void bm_bypass_server(struct bpf_sock_ops *skops)
-{
-	struct bm_sockkey k = {};
-	__u32 undecided = BM_BYP_UNDECIDED;
-	__u32 *st;
-
-	if (!BM_SOCKKEY_FROM(skops, &k))
-		return;
-	st = bpf_map_lookup_elem(&bm_byp, &k);
-	if (!st || *st != BM_BYP_AWAIT)
-		return;
-	if (bpf_map_update_elem(&bm_byp, &k, &undecided, BPF_ANY))
 		return;
 	if (bpf_sock_hash_update(skops, &bm_sockhash, &k, BPF_ANY) == 0)
 		bm_count(BM_STAT_BYPASS_ADD);

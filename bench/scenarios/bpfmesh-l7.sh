@@ -3,12 +3,13 @@
 # the Service's VirtualService has http rules; the agent parses each request, runs it through
 # the rules (one header match, then the default route, both to the Service) and forwards it over
 # its pooled keep-alive upstream connections to nginx. The same-node bypass stays on (the
-# agent's default, what a node runs), so the pod-to-agent hop may move socket to socket.
+# agent's default, what a node runs), so both hops (pod to agent, agent to nginx: nginx is on
+# the subnet of the agent's listener address) may move socket to socket.
 # Port 5201 (tcp-iperf) has no http rules: iperf3 goes at L4, through the connect hook.
 #
 # After the loads: the evidence (below), then the agent's memory with RSS_CONNS (1000)
 # concurrent keep-alive connections open through the VIP, read from /proc/<agent>/status.
-SCN_DESC="client -> VIP:80 -> connect hook -> the agent's HTTP listener ($NODE_IP:15001, --l7-addr): each request parsed and matched (header rule x-bench: a, then the default route), x-request-id added, forwarded over pooled keep-alive connections to nginx; same-node bypass on (the agent's default); port 5201 at L4"
+SCN_DESC="client -> VIP:80 -> connect hook -> the agent's HTTP listener ($NODE_IP:15001, --l7-addr): each request parsed and matched (header rule x-bench: a, then the default route), x-request-id added, forwarded over pooled keep-alive connections to nginx; same-node bypass on (the agent's default) for both hops; port 5201 at L4"
 SCN_TARGET=$VIP
 BM_L7_PORT=15001 # the agent's default --l7-port
 : "${RSS_CONNS:=1000}" "${RSS_DURATION:=5}"

@@ -13,7 +13,8 @@ cnode=$(lab pods | awk '$1 ~ /^client-/ { print $3 }')
 onode=$(lab nodes | awk -v c="$cnode" 'NR > 1 && $1 != c { print $1; exit }')
 check "client on $cnode, the other node is $onode" test -n "$cnode" -a -n "$onode"
 
-# Two raw-echo backends: one on the client's node, one on the other.
+# Two raw-echo backends: one on the client's node, one on the other; and an HTTP service with
+# http rules on the client's node (two ports: one for before the switch below, one after).
 cat >"$TMP/echo.yaml" <<YAML
 apiVersion: v1
 kind: Service
@@ -50,6 +51,32 @@ spec:
     spec:
       nodeName: $onode
       containers: [{name: echo, image: example.com/echo, ports: [{containerPort: 9000}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nearweb}
+spec:
+  selector: {app: nearweb}
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: http-off, port: 81, targetPort: 8081}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: nearweb}
+spec:
+  hosts: [nearweb]
+  http:
+  - route: [{destination: {host: nearweb}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nearweb}
+spec:
+  selector: {matchLabels: {app: nearweb}}
+  template:
+    metadata: {labels: {app: nearweb}}
+    spec:
+      nodeName: $cnode
+      containers: [{name: echo, image: example.com/echo, ports: [{containerPort: 8080}, {containerPort: 8081}]}]
 YAML
 lab apply "$TMP/echo.yaml" >/dev/null || { not_ok "lab apply of the echo backends"; e2e_finish; }
 
@@ -103,6 +130,35 @@ check "... each paired in the bypass ($(( $(stat_of bypass_add) - add0 )) ends a
 sleep 0.5
 check "closed connections left bm_sockhash ($(sockhash_n) entries)" test "$(sockhash_n)" = 0
 
+# TCP segments a pod's network namespace sent and received so far.
+tcp_segs() {
+	in_pod "$1" awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) f[$i] = i; n = 1 }
+		else print $f["InSegs"] + $f["OutSegs"] }' /proc/net/snmp
+}
+# n requests on one keep-alive connection to url from the client pod: how many nearweb answered.
+http_n() {
+	local n=$1 url=$2 urls=()
+	for ((i = 0; i < n; i++)); do urls+=("$url"); done
+	in_pod client curl -s -m 60 -w '\n' "${urls[@]}" | grep -c '"pod":"nearweb-'
+}
+
+# HTTP through the agent, both hops same-node pairs: the client's connection to the agent
+# (the client end joined by sockops, the agent's end by bm_sockops_agent on the agent's own
+# cgroup while the handshake completes, before the first request) and the agent's pooled
+# connection to the pod (filed by the agent before its handshake, joined once connected).
+# Only handshakes and closes go through TCP: 200 requests move a handful of segments, where
+# TCP would carry at least one per request and hop.
+c0=$(tcp_segs client); s0=$(tcp_segs nearweb)
+n=$(http_n 200 http://nearweb/)
+c1=$(tcp_segs client); s1=$(tcp_segs nearweb)
+echo "# 200 HTTP requests via the agent: TCP segments +$((c1 - c0)) in the client pod, +$((s1 - s0)) in the server pod"
+check "200 HTTP requests through the agent to a same-node pod answered ($n)" test "$n" = 200
+check "... the client pod's TCP carried none of them: +$((c1 - c0)) segments (<= 20)" test $((c1 - c0)) -le 20
+check "... nor the server pod's: +$((s1 - s0)) segments (<= 20)" test $((s1 - s0)) -le 20
+check "the agent said its upstream connections join the bypass" \
+	grep -q "upstream connections to endpoints on 10\.244\..*'s subnet join the same-node bypass" \
+	"/run/bpfmesh-lab/$BM_LAB_PREFIX/agents/$cnode.log"
+
 # The mesh-wide switch: ConfigMap istio-system/bpfmesh sameNodeBypass "false".
 cat >"$TMP/off.yaml" <<'YAML'
 apiVersion: v1
@@ -115,5 +171,12 @@ add0=$(stat_of bypass_add)
 got=$(in_pod client sh -c "head -c 16777216 '$TMP/payload' | socat -b 65536 - TCP:near:9000,shut-down | sha256sum" | cut -d' ' -f1)
 check "with sameNodeBypass \"false\" the echo is intact" test "$got" = "$(head -c 16777216 "$TMP/payload" | sha256sum | cut -d' ' -f1)"
 check "... and no socket joined the bypass" test "$(( $(stat_of bypass_add) - add0 ))" = 0
+# ... nor does the agent's next upstream connection (port 81: a fresh endpoint to connect to).
+s0=$(tcp_segs nearweb)
+n=$(http_n 50 http://nearweb:81/)
+s1=$(tcp_segs nearweb)
+check "with it off, 50 HTTP requests through the agent answered ($n)" test "$n" = 50
+check "... over TCP from the agent to the pod: +$((s1 - s0)) segments in the server pod (>= 50)" \
+	test $((s1 - s0)) -ge 50
 
 e2e_finish

@@ -323,6 +323,21 @@ static void write_outliers(struct bm_agent *a)
 	free(text);
 }
 
+/* The mesh's bypass switch, and the endpoints on other nodes: the agent's connections to them
+ * stay off the bypass. */
+static void set_remote(struct bm_agent *a, const struct bm_tables *t)
+{
+	struct bm_l7_ep *eps = calloc(t->n_be ? t->n_be : 1, sizeof(*eps));
+	size_t n = 0;
+
+	for (size_t i = 0; eps && i < t->n_be; i++)
+		if (t->be[i].flags & BM_BE_F_REMOTE)
+			eps[n++] = (struct bm_l7_ep){ t->be[i].ip, t->be[i].port };
+	if (!eps || bm_l7_set_bypass(&a->l7, t->cfg_flags & BM_CFG_F_BYPASS, eps, n))
+		bm_warn("out of memory for the remote endpoint set: the old one stays");
+	free(eps);
+}
+
 /* The HTTP router for this config: the service ports with http rules, the callers by the
  * workload ids the installer gave them. On failure the previous router keeps routing. */
 static void update_router(struct bm_agent *a, const struct bm_catalog *cat, const struct bm_tables *t)
@@ -334,6 +349,7 @@ static void update_router(struct bm_agent *a, const struct bm_catalog *cat, cons
 	size_t n = 0;
 	char err[256] = "out of memory";
 
+	set_remote(a, t);
 	if (callers && pin) {
 		for (size_t i = 0; i < t->n_wl; i++) {
 			const struct bm_blob_ent *e = bm_blobtab_get(&a->in.wl_tab, t->wl[i].name,

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,129 @@ static void sockaddr_of(const uint8_t *a16, uint16_t port_be, struct sockaddr_st
 		memcpy(&s6->sin6_addr, a16, 16);
 		s6->sin6_port = port_be;
 	}
+}
+
+/* ---- the agent's upstream connections join the same-node bypass ---- */
+
+static int ep_cmp(const void *a, const void *b)
+{
+	const struct bm_l7_ep *x = a, *y = b;
+	int c = memcmp(x->ip.a, y->ip.a, sizeof(x->ip.a));
+
+	return c ? c : (int)x->port - (int)y->port;
+}
+
+int bm_l7_set_bypass(struct bm_l7 *l, bool on, const struct bm_l7_ep *eps, size_t n)
+{
+	struct bm_l7_ep *r = NULL;
+
+	l->bypass_on = on;
+	if (n) {
+		r = malloc(n * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		memcpy(r, eps, n * sizeof(*r));
+		qsort(r, n, sizeof(*r), ep_cmp);
+	}
+	free(l->remote);
+	l->remote = r;
+	l->n_remote = n;
+	return 0;
+}
+
+static bool same_subnet(const struct bm_ip *a, const struct bm_ip *b, const struct bm_ip *mask)
+{
+	for (size_t i = 0; i < sizeof(a->a); i++)
+		if ((a->a[i] ^ b->a[i]) & mask->a[i])
+			return false;
+	return true;
+}
+
+/* Before connect(): an endpoint not known to be elsewhere gets a socket bound to the
+ * listener's address (the pods reach the agent there, so the endpoint reaches it too), and
+ * the pair filed in the kernel, so that sockops adds the endpoint's end when its handshake
+ * completes; after it, the agent's end joins (up_connected). Any failure: plain TCP. */
+static bool up_prepare(void *arg, int fd, const struct sockaddr_storage *to)
+{
+	struct bm_l7 *l = arg;
+	struct sockaddr_storage src = { .ss_family = to->ss_family };
+	struct bm_l7_ep key = { .port = 0 };
+	socklen_t len;
+
+	if (!l->bypass_on)
+		return false;
+	if (to->ss_family == AF_INET && l->has_src4) {
+		const struct sockaddr_in *t4 = (const struct sockaddr_in *)to;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
+
+		memcpy(&s4->sin_addr, l->src4.a + 12, 4);
+		key.ip.a[10] = key.ip.a[11] = 0xff;
+		memcpy(key.ip.a + 12, &t4->sin_addr, 4);
+		key.port = ntohs(t4->sin_port);
+		len = sizeof(*s4);
+	} else if (to->ss_family == AF_INET6 && l->has_src6) {
+		const struct sockaddr_in6 *t6 = (const struct sockaddr_in6 *)to;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
+
+		memcpy(&s6->sin6_addr, l->src6.a, 16);
+		memcpy(key.ip.a, &t6->sin6_addr, 16);
+		key.port = ntohs(t6->sin6_port);
+		len = sizeof(*s6);
+	} else {
+		return false;
+	}
+	if (!same_subnet(&key.ip, to->ss_family == AF_INET ? &l->src4 : &l->src6,
+			 to->ss_family == AF_INET ? &l->mask4 : &l->mask6))
+		return false;
+	if (l->n_remote && bsearch(&key, l->remote, l->n_remote, sizeof(key), ep_cmp))
+		return false;
+	if (bind(fd, (struct sockaddr *)&src, len) < 0)
+		return false; /* connect() picks the source: no bypass for this one */
+	return bm_dp_bypass_expect(l->dp, fd, to) == 0;
+}
+
+static void up_connected(void *arg, int fd)
+{
+	struct bm_l7 *l = arg;
+
+	if (bm_dp_bypass_add(l->dp, fd) == 0)
+		l->cnt.bypass_up++;
+}
+
+/* A usable source for upstream connections: an address of an interface, not loopback (an
+ * endpoint in a pod cannot answer the node's loopback); *mask gets its netmask (v4-mapped
+ * for IPv4: the first 12 bytes all ones). */
+static bool src_usable(const struct bm_ip *a, bool v6, struct bm_ip *mask)
+{
+	static const struct bm_ip none;
+	static const uint8_t lo6[16] = { [15] = 1 };
+	struct ifaddrs *ifs, *i;
+	bool found = false;
+
+	if (!memcmp(a, &none, sizeof(none)) ||
+	    (v6 ? !memcmp(a->a, lo6, 16) : a->a[12] == 127) || getifaddrs(&ifs))
+		return false;
+	for (i = ifs; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != (v6 ? AF_INET6 : AF_INET))
+			continue;
+		if (v6) {
+			const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)i->ifa_addr;
+
+			if (memcmp(&s->sin6_addr, a->a, 16))
+				continue;
+			memcpy(mask->a, &((const struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr, 16);
+		} else {
+			const struct sockaddr_in *s = (const struct sockaddr_in *)i->ifa_addr;
+
+			if (memcmp(&s->sin_addr, a->a + 12, 4))
+				continue;
+			memset(mask->a, 0xff, 12);
+			memcpy(mask->a + 12, &((const struct sockaddr_in *)i->ifa_netmask)->sin_addr, 4);
+		}
+		found = true;
+	}
+	freeifaddrs(ifs);
+	return found;
 }
 
 static void on_accept(struct bm_l7 *l, int fd)
@@ -296,6 +420,20 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 	l->dp = dp;
 	l->bypass = o->bypass;
 	bm_conn_upstream_mark = BM_AGENT_MARK;
+	if (l->bypass) {
+		l->has_src4 = src_usable(&o->addr4, false, &l->mask4);
+		l->src4 = o->addr4;
+		l->has_src6 = src_usable(&o->addr6, true, &l->mask6);
+		l->src6 = o->addr6;
+		bm_conn_up_hooks = (struct bm_conn_up_hooks){ up_prepare, up_connected, l };
+		for (int v6 = 0; v6 < 2; v6++) {
+			if (!(v6 ? l->has_src6 : l->has_src4))
+				continue;
+			bm_ip_format(v6 ? &l->src6 : &l->src4, ip, sizeof(ip));
+			bm_info("l7: upstream connections to endpoints on %s's subnet join the same-node "
+				"bypass", ip);
+		}
+	}
 	l->px = bm_h1_proxy_new(loop, NULL, route, l);
 	if (l->px && l->router)
 		bm_router_set_load(l->router, bm_h1_proxy_load, l->px);
@@ -373,5 +511,10 @@ void bm_l7_stop(struct bm_l7 *l)
 	l->px = NULL;
 	bm_router_free(l->router);
 	l->router = NULL;
+	if (bm_conn_up_hooks.arg == l)
+		bm_conn_up_hooks = (struct bm_conn_up_hooks){ 0 };
+	free(l->remote);
+	l->remote = NULL;
+	l->n_remote = 0;
 	l->loop = NULL;
 }

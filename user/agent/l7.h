@@ -26,6 +26,7 @@ struct bm_l7_counters {
 	uint64_t tcp;            /* relayed as TCP (not HTTP/1, or the sniff timed out) */
 	uint64_t tcp_no_upstream; /* ... with no endpoint to relay to: closed */
 	uint64_t bypass_joined;  /* agent ends that joined the same-node bypass */
+	uint64_t bypass_up;      /* the agent's upstream connections that joined it */
 };
 
 struct bm_l7_sniff;
@@ -46,11 +47,24 @@ struct bm_l7 {
 	struct bm_ev_hook hook;
 	struct bm_l7_counters cnt;
 	bool bypass;                  /* join the same-node bypass from the agent's end */
+	/* Upstream connections to endpoints on this node (in the subnet of the listener's
+	 * address, the node's pod network, and not known elsewhere) join it too: bound to that
+	 * address so that the pair is filed before the handshake. */
+	struct bm_ip src4, src6, mask4, mask6; /* the listener's addresses and their netmasks */
+	bool has_src4, has_src6;
+	bool bypass_on;               /* the config's switch (bypass: the agent's flag) */
+	struct bm_l7_ep *remote;      /* endpoints known to run on other nodes, sorted */
+	size_t n_remote;
 	/* After each attempt's outcome went to the router's outlier detection: ejected is true
 	 * when it took the endpoint out (the kernel's sets should follow). NULL: none. */
 	void (*on_outcome)(void *arg, const char *cluster, const struct sockaddr_storage *ep,
 			   bool ejected);
 	void *outcome_arg;
+};
+
+struct bm_l7_ep {
+	struct bm_ip ip;
+	uint16_t port;                /* host order */
 };
 
 struct bm_l7_opts {
@@ -65,6 +79,10 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 /* The router for requests from now on (the old one is freed: in-flight requests copied what
  * they use). */
 void bm_l7_set_router(struct bm_l7 *l, struct bm_router *r);
+/* From a config: whether the mesh has the same-node bypass on (sameNodeBypass), and the
+ * endpoints known to run on other nodes (n of them at eps, any order, copied): the agent's
+ * connections to them stay off the bypass. 0 or -ENOMEM (the old set kept). */
+int bm_l7_set_bypass(struct bm_l7 *l, bool on, const struct bm_l7_ep *eps, size_t n);
 void bm_l7_stop(struct bm_l7 *l);
 
 #endif

@@ -19,6 +19,15 @@
 #define READ_MIN 4096
 
 uint32_t bm_conn_upstream_mark;
+struct bm_conn_up_hooks bm_conn_up_hooks;
+
+static void up_connected(struct bm_conn *c)
+{
+	if (c->up_hooked) {
+		c->up_hooked = false;
+		bm_conn_up_hooks.connected(bm_conn_up_hooks.arg, c->ev.fd);
+	}
+}
 
 /* ---- buffers ---- */
 
@@ -244,6 +253,7 @@ int bm_conn_connect(struct bm_evloop *l, const struct sockaddr_storage *to, size
 {
 	socklen_t len = bm_sockaddr_len(to);
 	struct bm_conn *c;
+	bool hooked;
 	int fd, rc;
 
 	*out = NULL;
@@ -263,6 +273,7 @@ int bm_conn_connect(struct bm_evloop *l, const struct sockaddr_storage *to, size
 		close(fd);
 		return BM_ERROR;
 	}
+	hooked = bm_conn_up_hooks.prepare && bm_conn_up_hooks.prepare(bm_conn_up_hooks.arg, fd, to);
 	do
 		rc = connect(fd, (const struct sockaddr *)to, len);
 	while (rc < 0 && errno == EINTR);
@@ -277,6 +288,9 @@ int bm_conn_connect(struct bm_evloop *l, const struct sockaddr_storage *to, size
 		return BM_ERROR;
 	}
 	c->connecting = rc < 0;
+	c->up_hooked = hooked;
+	if (!c->connecting)
+		up_connected(c);
 	*out = c;
 	return c->connecting ? BM_AGAIN : BM_OK;
 }
@@ -307,6 +321,7 @@ int bm_conn_connected(struct bm_conn *c)
 	}
 	c->connecting = false;
 	c->last_io = bm_evloop_now(c->loop);
+	up_connected(c);
 	return BM_OK;
 }
 

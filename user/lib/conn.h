@@ -95,6 +95,7 @@ struct bm_conn {
 	uint64_t last_io;               /* loop time of the last byte moved */
 	uint32_t rd_chunk;              /* room the next read asks of in (0: the smallest) */
 	/* Owner's callback for readiness (BM_EV_*), switched when ownership moves. */
+	bool up_hooked;                 /* bm_conn_up_hooks.connected is owed once connected */
 	void (*on_event)(struct bm_conn *c, uint32_t events);
 	void *data;
 	struct bm_ev_defer dead;
@@ -104,6 +105,16 @@ struct bm_conn {
  * The agent sets BM_AGENT_MARK so its own connects are not redirected back to it; a socket
  * the mark cannot be set on is not connected (the connect fails with that errno). */
 extern uint32_t bm_conn_upstream_mark;
+
+/* Hooks around every socket bm_conn_connect opens (the agent's end of the same-node bypass).
+ * prepare runs on the new socket before connect() and returns true to be told, once, when
+ * the connection is up (connected, with the fd still open). NULL prepare: none. */
+struct bm_conn_up_hooks {
+	bool (*prepare)(void *arg, int fd, const struct sockaddr_storage *to);
+	void (*connected)(void *arg, int fd);
+	void *arg;
+};
+extern struct bm_conn_up_hooks bm_conn_up_hooks;
 
 /* Wraps an accepted or connected fd (made nonblocking, TCP_NODELAY when TCP); the conn
  * owns it from here, also on failure (NULL: fd closed). */

@@ -23,6 +23,7 @@
 #include "sk_msg.skel.h"
 #include "sock_udp.skel.h"
 #include "sockops.skel.h"
+#include "sockops_agent.skel.h"
 
 
 #ifndef BPF_FS_MAGIC
@@ -119,6 +120,7 @@ struct bm_dp_objs {
 	struct bm_sock_udp *udp;
 	struct bm_sock_peer *peer;
 	struct bm_sockops *sockops;
+	struct bm_sockops_agent *sockops_agent;
 	struct bm_sk_msg *skmsg;
 };
 
@@ -130,6 +132,7 @@ static void objs_free(struct bm_dp_objs *o)
 	bm_sock_udp__destroy(o->udp);
 	bm_sock_peer__destroy(o->peer);
 	bm_sockops__destroy(o->sockops);
+	bm_sockops_agent__destroy(o->sockops_agent);
 	bm_sk_msg__destroy(o->skmsg);
 	free(o);
 }
@@ -281,6 +284,62 @@ static int open_maps_at(struct bm_dp *dp)
 		}                                                                             \
 	} while (0)
 
+/* The cgroup this process runs in, opened, when it is not the node's cgroup (cg_path) nor
+ * below it (the pods' sockops covers it there) nor a cgroup2 root (a program there would run
+ * for every socket of the machine); -1 otherwise. */
+static int self_cgroup(const char *cg_path)
+{
+	char line[PATH_MAX], rel[PATH_MAX] = "", mnt[PATH_MAX] = "", path[2 * PATH_MAX + 2];
+	char dev[256], m[PATH_MAX], type[64], rest[512], real_cg[PATH_MAX], real_self[PATH_MAX];
+	FILE *fp = fopen("/proc/self/cgroup", "r");
+	size_t n;
+	int fd;
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if (!strncmp(line, "0::", 3)) {
+			snprintf(rel, sizeof(rel), "%s", line + 3);
+			rel[strcspn(rel, "\n")] = '\0';
+		}
+	fclose(fp);
+	if (!rel[0] || !strcmp(rel, "/"))
+		return -1;
+	fp = fopen("/proc/mounts", "r");
+	if (!fp)
+		return -1;
+	while (fscanf(fp, "%255s %4095s %63s %511[^\n]\n", dev, m, type, rest) == 4)
+		if (!strcmp(type, "cgroup2") && !mnt[0])
+			snprintf(mnt, sizeof(mnt), "%s", m);
+	fclose(fp);
+	if (!mnt[0])
+		return -1;
+	snprintf(path, sizeof(path), "%s%s", mnt, rel);
+	if (!realpath(path, real_self) || !realpath(cg_path, real_cg))
+		return -1;
+	n = strlen(real_cg);
+	if (!strncmp(real_self, real_cg, n) && (real_self[n] == '/' || real_self[n] == '\0'))
+		return -1;
+	fd = open(real_self, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -1 : fd;
+}
+
+/* bm_sockops_agent on the agent's own cgroup, unpinned: it serves only the agent's sockets
+ * and goes with them. A failure costs only speed (the agent's accepted ends then join from
+ * userspace, after the client's first send, which keeps that direction on TCP). */
+static void attach_self(struct bm_dp *dp, struct bpf_program *prog)
+{
+	if (dp->self_cg_fd < 0 || dp->self_link_fd >= 0)
+		return;
+	dp->self_link_fd = bpf_link_create(bpf_program__fd(prog), dp->self_cg_fd,
+					   BPF_CGROUP_SOCK_OPS, NULL);
+	if (dp->self_link_fd < 0) {
+		dp->self_link_fd = -1;
+		bm_warn("attach bm_sockops_agent to the agent's own cgroup: %s (its listener's "
+			"connections join the same-node bypass late)", strerror(errno));
+	}
+}
+
 int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char *cgroup_path)
 {
 	char probe[PATH_MAX + 16];
@@ -291,6 +350,8 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 
 	memset(dp, 0, sizeof(*dp));
 	dp->cg_fd = -1;
+	dp->self_cg_fd = -1;
+	dp->self_link_fd = -1;
 	for (int i = 0; i < BM_MAP__MAX; i++)
 		dp->map_fd[i] = -1;
 	err = bm_dp_pin_dir(dp->pin_dir, sizeof(dp->pin_dir), bpffs, node);
@@ -356,6 +417,7 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	OPEN_SKEL(bm_sock_udp, o->udp);
 	OPEN_SKEL(bm_sock_peer, o->peer);
 	OPEN_SKEL(bm_sockops, o->sockops);
+	OPEN_SKEL(bm_sockops_agent, o->sockops_agent);
 	OPEN_SKEL(bm_sk_msg, o->skmsg);
 	/* Pods live at <node cgroup>/kubepods/pod<uid> (or one level deeper by QoS class). */
 	o->connect->rodata->bm_pod_level = level + 2;
@@ -364,7 +426,9 @@ int bm_dp_open(struct bm_dp *dp, const char *bpffs, const char *node, const char
 	LOAD_SKEL(bm_sock_udp, o->udp);
 	LOAD_SKEL(bm_sock_peer, o->peer);
 	LOAD_SKEL(bm_sockops, o->sockops);
+	LOAD_SKEL(bm_sockops_agent, o->sockops_agent);
 	LOAD_SKEL(bm_sk_msg, o->skmsg);
+	dp->self_cg_fd = self_cgroup(cgroup_path);
 	err = open_maps_at(dp);
 	if (err)
 		goto fail;
@@ -393,6 +457,7 @@ int bm_dp_commit(struct bm_dp *dp)
 		err = bm_dp_attach_sockmap(dp, o->skmsg->progs.bm_sk_msg);
 	if (err)
 		return err;
+	attach_self(dp, o->sockops_agent->progs.bm_sockops_agent);
 	/* The links now run the new programs on the new maps: their pins replace the old ones,
 	 * and the old maps go with the last program that held them. */
 	for (int i = 0; i < BM_MAP__MAX; i++) {
@@ -424,6 +489,8 @@ int bm_dp_open_maps(struct bm_dp *dp, const char *bpffs, const char *node)
 
 	memset(dp, 0, sizeof(*dp));
 	dp->cg_fd = -1;
+	dp->self_cg_fd = -1;
+	dp->self_link_fd = -1;
 	for (int i = 0; i < BM_MAP__MAX; i++)
 		dp->map_fd[i] = -1;
 	err = bm_dp_pin_dir(dp->pin_dir, sizeof(dp->pin_dir), bpffs, node);
@@ -454,6 +521,12 @@ void bm_dp_close(struct bm_dp *dp)
 	if (dp->cg_fd >= 0)
 		close(dp->cg_fd);
 	dp->cg_fd = -1;
+	if (dp->self_link_fd >= 0)
+		close(dp->self_link_fd); /* detaches bm_sockops_agent */
+	dp->self_link_fd = -1;
+	if (dp->self_cg_fd >= 0)
+		close(dp->self_cg_fd);
+	dp->self_cg_fd = -1;
 }
 
 int bm_dp_cleanup(const char *bpffs, const char *node)

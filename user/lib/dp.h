@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define BM_BPFFS_DEFAULT "/sys/fs/bpf"
 
@@ -52,6 +53,10 @@ struct bm_dp {
 	struct bm_dp_objs *objs;  /* programs loaded, until commit */
 	int cg_fd;
 	uint64_t cg_id;
+	/* The agent's own cgroup when the node's does not hold it (-1: none, or covered), and
+	 * the unpinned link of bm_sockops_agent there (it goes with the agent). */
+	int self_cg_fd;
+	int self_link_fd;
 };
 
 /* Pin directory of a node. */
@@ -88,6 +93,11 @@ int bm_dp_l7_listener_set(const struct bm_dp *dp, bool v6, int fd);
 /* The agent's end of a redirected connection joins the same-node bypass when the client end
  * awaits it (sockops announced it). 1 joined, 0 not awaited, -errno. */
 int bm_dp_bypass_join(const struct bm_dp *dp, int fd);
+/* The agent's own connection to an endpoint on this node (same-node bypass, agent-to-pod hop):
+ * expect, with fd bound and not yet connected, files its end and awaits the server's; add,
+ * once connected, puts its end in bm_sockhash. 0 or -errno. */
+int bm_dp_bypass_expect(const struct bm_dp *dp, int fd, const struct sockaddr_storage *to);
+int bm_dp_bypass_add(const struct bm_dp *dp, int fd);
 
 /* Mount bpffs at path when nothing is mounted there. 0 or -errno. */
 int bm_bpffs_ensure(const char *path);
