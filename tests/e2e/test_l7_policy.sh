@@ -82,9 +82,11 @@ check "... the backends saw only what was not overflowed ($served <= $total - ${
 	test "$served" -le "$((total - ${non2xx:-0} + 100))"
 # An endpoint with no connection at all still gets one over the limit (Envoy's rule, so that
 # a request picked for it never waits on another endpoint's connections): with three
-# endpoints, 50 + 2 at most.
+# endpoints, 50 + 3 at most (each of them may have drained to none while the others held the
+# 50, which least-request balancing, the default, makes likely: it sends the next requests to
+# the endpoint with the fewest).
 check "maxConnections 50: the agent held at most 50 upstream connections, + 1 per endpoint that had none ($maxconn)" \
-	test "$maxconn" -ge 10 -a "$maxconn" -le 52
+	test "$maxconn" -ge 10 -a "$maxconn" -le 53
 check "an overflow says x-envoy-overloaded: true" grep -qi '^x-envoy-overloaded: true' "$TMP/cbh"
 check "no socket errors at wrk (connections are never refused or reset)" \
 	bash -c "! grep -q 'Socket errors' $TMP/wrk.out"

@@ -136,28 +136,54 @@ bool h1_cl_can_open(const struct h1_cluster *cl, const struct h1_ep *e)
 	return !cl || slot_free(cl) || (!e->n_conns && !e->n_granted);
 }
 
-void h1_cl_enqueue(struct h1_sess *s, struct h1_ep *e)
+static void enqueue(struct h1_sess *s, struct h1_ep *e, bool head)
 {
 	struct h1_cluster *cl = e->cl;
 
 	s->pending = true;
 	s->wait_ep = e;
-	s->cq_next = s->eq_next = NULL;
-	s->cq_prev = cl->q_tail;
-	if (cl->q_tail)
-		cl->q_tail->cq_next = s;
-	else
+	if (head) {
+		s->cq_prev = s->eq_prev = NULL;
+		s->cq_next = cl->q_head;
+		if (cl->q_head)
+			cl->q_head->cq_prev = s;
+		else
+			cl->q_tail = s;
 		cl->q_head = s;
-	cl->q_tail = s;
-	s->eq_prev = e->q_tail;
-	if (e->q_tail)
-		e->q_tail->eq_next = s;
-	else
+		s->eq_next = e->q_head;
+		if (e->q_head)
+			e->q_head->eq_prev = s;
+		else
+			e->q_tail = s;
 		e->q_head = s;
-	e->q_tail = s;
+	} else {
+		s->cq_next = s->eq_next = NULL;
+		s->cq_prev = cl->q_tail;
+		if (cl->q_tail)
+			cl->q_tail->cq_next = s;
+		else
+			cl->q_head = s;
+		cl->q_tail = s;
+		s->eq_prev = e->q_tail;
+		if (e->q_tail)
+			e->q_tail->eq_next = s;
+		else
+			e->q_head = s;
+		e->q_tail = s;
+	}
 	cl->n_pending++;
-	s->px->st.rq_pending_total++;
 	s->px->st.rq_pending_active++;
+}
+
+void h1_cl_enqueue(struct h1_sess *s, struct h1_ep *e)
+{
+	enqueue(s, e, false);
+	s->px->st.rq_pending_total++;
+}
+
+void h1_cl_enqueue_head(struct h1_sess *s, struct h1_ep *e)
+{
+	enqueue(s, e, true);
 }
 
 /* Out of both queues; s->wait_ep stays set (a grant is at that endpoint). */

@@ -164,6 +164,7 @@ struct h1_sess {
 	struct h1_ep *wait_ep;    /* queued at (pending), or given a slot at (granted) */
 	struct h1_sess *cq_prev, *cq_next, *eq_prev, *eq_next; /* cluster's and endpoint's queue */
 	bool pending, granted;
+	bool grant_exc;           /* the slot is Envoy's one for an endpoint with no connection */
 	struct h1_cluster *retry_cl; /* the retry in flight is counted there */
 
 	/* The current attempt and its response. */
@@ -336,6 +337,8 @@ struct h1_cluster *h1_cl_find(const struct h1_pool *p, const char *name); /* no 
 /* May a new connection to e open (under max_connections, or e has none: Envoy's rule)? */
 bool h1_cl_can_open(const struct h1_cluster *cl, const struct h1_ep *e);
 void h1_cl_enqueue(struct h1_sess *s, struct h1_ep *e);
+/* Back at the front of both queues: a waiter whose slot could not be used after all. */
+void h1_cl_enqueue_head(struct h1_sess *s, struct h1_ep *e);
 void h1_cl_unqueue(struct h1_sess *s);
 /* Gives the oldest waiter of e a slot (it connects when woken). */
 void h1_cl_grant(struct bm_h1_proxy *px, struct h1_sess *w);

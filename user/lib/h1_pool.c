@@ -210,8 +210,10 @@ static void detach(struct h1_up *u)
  * e's own waiters, then the cluster's waiters in order while under the limit. */
 static void slot_freed(struct bm_h1_proxy *px, struct h1_ep *e)
 {
-	if (e->q_head && !e->n_conns && !e->n_granted)
+	if (e->q_head && !e->n_conns && !e->n_granted) {
+		e->q_head->grant_exc = true;
 		h1_cl_grant(px, e->q_head);
+	}
 	h1_cl_pump(px, e->cl);
 }
 
@@ -303,7 +305,7 @@ static int open_h2(struct bm_h1_proxy *px, struct h1_ep *e, struct bm_conn **c, 
 	return 0;
 }
 
-static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *err)
+static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, bool exc, int *err)
 {
 	struct bm_h1_proxy *px = s->px;
 	struct h1_cluster *cl = e->cl;
@@ -327,6 +329,13 @@ static enum h1_get get_at(struct h1_sess *s, struct h1_ep *e, bool slot, int *er
 		px->st.upstream_reuse++;
 		attach(s, u);
 		return H1_GET_OK;
+	}
+	/* Envoy decides its one connection for an endpoint with none when it connects: one
+	 * given while e had none, and e has one since (another waiter's, or a new request's that
+	 * found an idle one gone), waits again, at the head, unless a slot is free anyway. */
+	if (slot && exc && !e->h2 && !h1_cl_can_open(cl, e)) {
+		h1_cl_enqueue_head(s, e);
+		return H1_GET_QUEUED;
 	}
 	if (px->o.max_conns_per_endpoint && e->n_conns >= px->o.max_conns_per_endpoint) {
 		px->st.overflows++;
@@ -386,6 +395,7 @@ static struct h1_ep *grant_take(struct h1_sess *s)
 	struct h1_ep *g = s->wait_ep;
 
 	s->granted = false;
+	s->grant_exc = false;
 	s->wait_ep = NULL;
 	g->n_granted--;
 	if (g->cl)
@@ -398,6 +408,7 @@ enum h1_get h1_pool_get(struct h1_sess *s, int *err)
 	struct bm_h1_proxy *px = s->px;
 	struct h1_cluster *cl = NULL;
 	struct h1_ep *e, *g = NULL;
+	bool exc = s->grant_exc;
 	enum h1_get rc;
 
 	if (s->up) { /* handed over while it waited */
@@ -426,7 +437,7 @@ enum h1_get h1_pool_get(struct h1_sess *s, int *err)
 			ep_put(px, g);
 		}
 	}
-	rc = get_at(s, e, g == e, err);
+	rc = get_at(s, e, g == e, exc, err);
 	if (rc == H1_GET_OVERFLOW || rc == H1_GET_FAIL) {
 		slot_freed(px, e); /* a slot given and not used */
 		ep_put(px, e);

@@ -230,10 +230,7 @@ static uint32_t cluster_of(struct bm_router *r, const struct bm_cat_svc *s, cons
 	memset(c, 0, sizeof(*c));
 	c->name = strdup(name);
 	c->lb = bm_compile_lb(s, subset, p->port);
-	/* LEAST_REQUEST when the DestinationRule asks for it; without a loadBalancer, round robin
-	 * for now (Istio's default is LEAST_REQUEST: see docs/l7.md on why it waits). */
-	if (c->lb == BM_LB_LEAST_REQUEST && !bm_compile_lb_policy(s, subset, p->port))
-		c->lb = BM_LB_ROUND_ROBIN;
+	/* LEAST_REQUEST without a loadBalancer too: Istio's default. */
 	if (c->lb != BM_LB_RANDOM && c->lb != BM_LB_LEAST_REQUEST)
 		c->lb = BM_LB_ROUND_ROBIN; /* PASSTHROUGH, and a hash (c->hash) when no key */
 	const struct bm_conn_pool *cp = bm_compile_pool(s, subset, p->port);
