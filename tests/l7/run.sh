@@ -556,6 +556,19 @@ for i in 1 2 3; do reap "${RT[$i]}" 15; done
 expect_eq "$(cat "$WORK"/ru[123].code | tr '\n' ' ')" "200 200 200 " "max_retries unset (0: no limit): all three retried"
 stop_proxy "$CBP" cbp
 
+echo "# per cluster: idle_timeout (DestinationRule connectionPool.http.idleTimeout)"
+start_proxy cbi 15020 --upstream 127.0.0.1:8083 --route '/=cbi,idle_timeout=300' || fail "harness cbi starts"
+CBI=$PX_PID
+cli curl -sS -o /dev/null "http://127.0.0.1:15020/it1"
+sleep 0.1
+dump_stats "$CBI" cbi
+expect_eq "$(stat_of cbi upstream_cx_active)" 1 "idle_timeout 300 ms: the connection waits in the pool after its request"
+sleep 0.6
+dump_stats "$CBI" cbi
+expect_eq "$(stat_of cbi upstream_cx_active) $(stat_of cbi upstream_cx)" "0 1" \
+	"... and is closed once idle for 300 ms (the proxy's own idle time is 30 s)"
+stop_proxy "$CBI" cbi
+
 echo "# outcomes: one line per attempt"
 start_proxy oc 15018 --upstream 127.0.0.1:8080 --outcomes "$WORK/oc.outcomes" --retries 2 \
 	--retry-on 5xx,connect-failure,reset --per-try-timeout 300 --timeout 5000 \
