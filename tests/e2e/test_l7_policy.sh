@@ -52,16 +52,26 @@ YAML
 lab apply "$TMP/vs.yaml" >/dev/null
 check "with an http route: the agent logs the service port routed over HTTP" agent_log_has 'HTTP routes: [1-9]'
 ns=/run/netns/$cnode
+# Two dumps back to back, the smaller counts. A dump is not atomic: the agent replaces its
+# connections all along here (maxRequestsPerConnection 10, slots moving between endpoints:
+# about 70 a second), and on a saturated machine ss can be descheduled midway and list a closed
+# connection and its replacement both (seen: 65 listed while the agent, instrumented, never
+# counted more than 51). Connections the agent really holds are in both dumps.
+est8080() { nsenter --net="$ns" ss -Htn state established '( dport = :8080 )' | wc -l; }
 (
 	max=0
 	for ((i = 0; i < 60; i++)); do
-		n=$(nsenter --net="$ns" ss -Htn state established '( dport = :8080 )' | wc -l)
+		n=$(est8080); m=$(est8080)
+		((m < n)) && n=$m
 		[ "$n" -gt "$max" ] && max=$n
 		echo "$max" >"$TMP/maxconn"
 		sleep 0.1
 	done
 ) &
 SAMPLER=$!
+opens() { nsenter --net="$ns" awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) f[$i] = i; n = 1 }
+	else print $f["ActiveOpens"] }' /proc/net/snmp; }
+opens0=$(opens)
 in_pod client wrk -t2 -c200 -d4s --timeout 5s 'http://backend/cb?delay=200ms' >"$TMP/wrk.out" 2>&1 &
 WRK=$!
 sleep 1.5
@@ -69,6 +79,7 @@ in_pod client sh -c 'for i in $(seq 20); do curl -s -m 5 -o /dev/null -D - http:
 wait "$WRK"
 wait "$SAMPLER"
 maxconn=$(cat "$TMP/maxconn")
+echo "# the agent opened $(($(opens) - opens0)) upstream connections meanwhile"
 sed 's/^/#   /' "$TMP/wrk.out"
 total=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
 non2xx=$(awk '/Non-2xx/ { print $NF }' "$TMP/wrk.out")
