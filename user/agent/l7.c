@@ -125,10 +125,8 @@ static void sniff_timeout(struct bm_evloop *loop, struct bm_ev_timer *t)
 
 static void sockaddr_of(const uint8_t *a16, uint16_t port_be, struct sockaddr_storage *ss)
 {
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
 	memset(ss, 0, sizeof(*ss));
-	if (!memcmp(a16, v4mapped, 12)) {
+	if (bm_ip_is_v4((const struct bm_ip *)a16)) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
 
 		s4->sin_family = AF_INET;
@@ -143,7 +141,28 @@ static void sockaddr_of(const uint8_t *a16, uint16_t port_be, struct sockaddr_st
 	}
 }
 
-/* ---- the agent's upstream connections join the same-node bypass ---- */
+/* The other way: the address (v4-mapped for IPv4) and host-order port of sa. -1 when it is
+ * not IP. */
+static int ip_of(const struct sockaddr *sa, struct bm_l7_ep *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		out->ip.a[10] = out->ip.a[11] = 0xff;
+		memcpy(out->ip.a + 12, &s4->sin_addr, 4);
+		out->port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(out->ip.a, &s6->sin6_addr, 16);
+		out->port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	return -1;
+}
 
 static int ep_cmp(const void *a, const void *b)
 {
@@ -186,38 +205,16 @@ static bool same_subnet(const struct bm_ip *a, const struct bm_ip *b, const stru
 static bool up_prepare(void *arg, int fd, const struct sockaddr_storage *to)
 {
 	struct bm_l7 *l = arg;
-	struct sockaddr_storage src = { .ss_family = to->ss_family };
-	struct bm_l7_ep key = { .port = 0 };
-	socklen_t len;
+	const typeof(l->src[0]) *src = &l->src[to->ss_family == AF_INET6];
+	struct sockaddr_storage from;
+	struct bm_l7_ep key;
 
-	if (!l->bypass_on)
+	if (!l->bypass_on || !src->ok || ip_of((const struct sockaddr *)to, &key) ||
+	    !same_subnet(&key.ip, &src->addr, &src->mask) ||
+	    (l->n_remote && bsearch(&key, l->remote, l->n_remote, sizeof(key), ep_cmp)))
 		return false;
-	if (to->ss_family == AF_INET && l->has_src4) {
-		const struct sockaddr_in *t4 = (const struct sockaddr_in *)to;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
-
-		memcpy(&s4->sin_addr, l->src4.a + 12, 4);
-		key.ip.a[10] = key.ip.a[11] = 0xff;
-		memcpy(key.ip.a + 12, &t4->sin_addr, 4);
-		key.port = ntohs(t4->sin_port);
-		len = sizeof(*s4);
-	} else if (to->ss_family == AF_INET6 && l->has_src6) {
-		const struct sockaddr_in6 *t6 = (const struct sockaddr_in6 *)to;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
-
-		memcpy(&s6->sin6_addr, l->src6.a, 16);
-		memcpy(key.ip.a, &t6->sin6_addr, 16);
-		key.port = ntohs(t6->sin6_port);
-		len = sizeof(*s6);
-	} else {
-		return false;
-	}
-	if (!same_subnet(&key.ip, to->ss_family == AF_INET ? &l->src4 : &l->src6,
-			 to->ss_family == AF_INET ? &l->mask4 : &l->mask6))
-		return false;
-	if (l->n_remote && bsearch(&key, l->remote, l->n_remote, sizeof(key), ep_cmp))
-		return false;
-	if (bind(fd, (struct sockaddr *)&src, len) < 0)
+	sockaddr_of(src->addr.a, 0, &from);
+	if (bind(fd, (struct sockaddr *)&from, bm_sockaddr_len(&from)) < 0)
 		return false; /* connect() picks the source: no bypass for this one */
 	return bm_dp_bypass_expect(l->dp, fd, to) == 0;
 }
@@ -231,35 +228,23 @@ static void up_connected(void *arg, int fd)
 }
 
 /* A usable source for upstream connections: an address of an interface, not loopback (an
- * endpoint in a pod cannot answer the node's loopback); *mask gets its netmask (v4-mapped
- * for IPv4: the first 12 bytes all ones). */
-static bool src_usable(const struct bm_ip *a, bool v6, struct bm_ip *mask)
+ * endpoint in a pod cannot answer the node's loopback); *mask gets its netmask, in the same
+ * form (v4-mapped for IPv4, whose mapping prefix then compares as equal). */
+static bool src_usable(const struct bm_ip *a, struct bm_ip *mask)
 {
-	static const struct bm_ip none;
-	static const uint8_t lo6[16] = { [15] = 1 };
+	static const struct bm_ip none, lo6 = { .a = { [15] = 1 } };
 	struct ifaddrs *ifs, *i;
+	struct bm_l7_ep ifa, nm;
 	bool found = false;
 
-	if (!memcmp(a, &none, sizeof(none)) ||
-	    (v6 ? !memcmp(a->a, lo6, 16) : a->a[12] == 127) || getifaddrs(&ifs))
+	if (!memcmp(a, &none, sizeof(none)) || !memcmp(a, &lo6, sizeof(lo6)) ||
+	    (bm_ip_is_v4(a) && a->a[12] == 127) || getifaddrs(&ifs))
 		return false;
 	for (i = ifs; i && !found; i = i->ifa_next) {
-		if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != (v6 ? AF_INET6 : AF_INET))
+		if (!i->ifa_addr || !i->ifa_netmask || ip_of(i->ifa_addr, &ifa) ||
+		    memcmp(&ifa.ip, a, sizeof(*a)) || ip_of(i->ifa_netmask, &nm))
 			continue;
-		if (v6) {
-			const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)i->ifa_addr;
-
-			if (memcmp(&s->sin6_addr, a->a, 16))
-				continue;
-			memcpy(mask->a, &((const struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr, 16);
-		} else {
-			const struct sockaddr_in *s = (const struct sockaddr_in *)i->ifa_addr;
-
-			if (memcmp(&s->sin_addr, a->a + 12, 4))
-				continue;
-			memset(mask->a, 0xff, 12);
-			memcpy(mask->a + 12, &((const struct sockaddr_in *)i->ifa_netmask)->sin_addr, 4);
-		}
+		*mask = nm.ip;
 		found = true;
 	}
 	freeifaddrs(ifs);
@@ -421,15 +406,13 @@ int bm_l7_start(struct bm_l7 *l, struct bm_evloop *loop, const struct bm_dp *dp,
 	l->bypass = o->bypass;
 	bm_conn_upstream_mark = BM_AGENT_MARK;
 	if (l->bypass) {
-		l->has_src4 = src_usable(&o->addr4, false, &l->mask4);
-		l->src4 = o->addr4;
-		l->has_src6 = src_usable(&o->addr6, true, &l->mask6);
-		l->src6 = o->addr6;
 		bm_conn_up_hooks = (struct bm_conn_up_hooks){ up_prepare, up_connected, l };
 		for (int v6 = 0; v6 < 2; v6++) {
-			if (!(v6 ? l->has_src6 : l->has_src4))
+			l->src[v6].addr = v6 ? o->addr6 : o->addr4;
+			l->src[v6].ok = src_usable(&l->src[v6].addr, &l->src[v6].mask);
+			if (!l->src[v6].ok)
 				continue;
-			bm_ip_format(v6 ? &l->src6 : &l->src4, ip, sizeof(ip));
+			bm_ip_format(&l->src[v6].addr, ip, sizeof(ip));
 			bm_info("l7: upstream connections to endpoints on %s's subnet join the same-node "
 				"bypass", ip);
 		}

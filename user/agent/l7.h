@@ -50,8 +50,10 @@ struct bm_l7 {
 	/* Upstream connections to endpoints on this node (in the subnet of the listener's
 	 * address, the node's pod network, and not known elsewhere) join it too: bound to that
 	 * address so that the pair is filed before the handshake. */
-	struct bm_ip src4, src6, mask4, mask6; /* the listener's addresses and their netmasks */
-	bool has_src4, has_src6;
+	struct {
+		struct bm_ip addr, mask; /* the listener's address and its netmask */
+		bool ok;                 /* usable: an interface's, not loopback */
+	} src[2];                        /* [0] IPv4, [1] IPv6 */
 	bool bypass_on;               /* the config's switch (bypass: the agent's flag) */
 	struct bm_l7_ep *remote;      /* endpoints known to run on other nodes, sorted */
 	size_t n_remote;
