@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "h1_internal.h"
+#include "queue.h"
 
 #define CL_MIN_BUCKETS 16
 
@@ -143,33 +144,11 @@ static void enqueue(struct h1_sess *s, struct h1_ep *e, bool head)
 	s->pending = true;
 	s->wait_ep = e;
 	if (head) {
-		s->cq_prev = s->eq_prev = NULL;
-		s->cq_next = cl->q_head;
-		if (cl->q_head)
-			cl->q_head->cq_prev = s;
-		else
-			cl->q_tail = s;
-		cl->q_head = s;
-		s->eq_next = e->q_head;
-		if (e->q_head)
-			e->q_head->eq_prev = s;
-		else
-			e->q_tail = s;
-		e->q_head = s;
+		BM_Q_PUSH_HEAD(cl->q_head, cl->q_tail, s, cq_prev, cq_next);
+		BM_Q_PUSH_HEAD(e->q_head, e->q_tail, s, eq_prev, eq_next);
 	} else {
-		s->cq_next = s->eq_next = NULL;
-		s->cq_prev = cl->q_tail;
-		if (cl->q_tail)
-			cl->q_tail->cq_next = s;
-		else
-			cl->q_head = s;
-		cl->q_tail = s;
-		s->eq_prev = e->q_tail;
-		if (e->q_tail)
-			e->q_tail->eq_next = s;
-		else
-			e->q_head = s;
-		e->q_tail = s;
+		BM_Q_PUSH_TAIL(cl->q_head, cl->q_tail, s, cq_prev, cq_next);
+		BM_Q_PUSH_TAIL(e->q_head, e->q_tail, s, eq_prev, eq_next);
 	}
 	cl->n_pending++;
 	s->px->st.rq_pending_active++;
@@ -194,23 +173,8 @@ void h1_cl_unqueue(struct h1_sess *s)
 
 	if (!s->pending)
 		return;
-	if (s->cq_prev)
-		s->cq_prev->cq_next = s->cq_next;
-	else
-		cl->q_head = s->cq_next;
-	if (s->cq_next)
-		s->cq_next->cq_prev = s->cq_prev;
-	else
-		cl->q_tail = s->cq_prev;
-	if (s->eq_prev)
-		s->eq_prev->eq_next = s->eq_next;
-	else
-		e->q_head = s->eq_next;
-	if (s->eq_next)
-		s->eq_next->eq_prev = s->eq_prev;
-	else
-		e->q_tail = s->eq_prev;
-	s->cq_prev = s->cq_next = s->eq_prev = s->eq_next = NULL;
+	BM_Q_UNLINK(cl->q_head, cl->q_tail, s, cq_prev, cq_next);
+	BM_Q_UNLINK(e->q_head, e->q_tail, s, eq_prev, eq_next);
 	s->pending = false;
 	cl->n_pending--;
 	s->px->st.rq_pending_active--;

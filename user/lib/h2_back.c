@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "h2_internal.h"
+#include "queue.h"
 
 #define TAB_MIN 16
 #define KEY_MAX (BM_SOCKADDR_KEY_MAX + sizeof(void *))
@@ -230,13 +231,7 @@ void h2b_enqueue(struct h2b_ic *ic)
 	struct h2b_pool *p = ic->pool;
 
 	ic->queued = true;
-	ic->q_next = NULL;
-	ic->q_prev = p->q_tail;
-	if (p->q_tail)
-		p->q_tail->q_next = ic;
-	else
-		p->q_head = ic;
-	p->q_tail = ic;
+	BM_Q_PUSH_TAIL(p->q_head, p->q_tail, ic, q_prev, q_next);
 	h2b_pool_kick(p);
 }
 
@@ -246,15 +241,7 @@ void h2b_unqueue(struct h2b_ic *ic)
 
 	if (!ic->queued)
 		return;
-	if (ic->q_prev)
-		ic->q_prev->q_next = ic->q_next;
-	else
-		p->q_head = ic->q_next;
-	if (ic->q_next)
-		ic->q_next->q_prev = ic->q_prev;
-	else
-		p->q_tail = ic->q_prev;
-	ic->q_prev = ic->q_next = NULL;
+	BM_Q_UNLINK(p->q_head, p->q_tail, ic, q_prev, q_next);
 	ic->queued = false;
 	if (ic->counted) {
 		ic->counted = false;
@@ -314,13 +301,7 @@ static void pool_dispatch(struct bm_h2_back *b, struct h2b_pool *p)
 			continue;
 		}
 		ic->queued = true; /* back at the head */
-		ic->q_prev = NULL;
-		ic->q_next = p->q_head;
-		if (p->q_head)
-			p->q_head->q_prev = ic;
-		else
-			p->q_tail = ic;
-		p->q_head = ic;
+		BM_Q_PUSH_HEAD(p->q_head, p->q_tail, ic, q_prev, q_next);
 	}
 	for (ic = p->q_head; ic; ic = next) {
 		next = ic->q_next;
