@@ -21,6 +21,12 @@ check() { # description, command...
 lab() { "$LAB" "$@"; }
 # Run in the first pod of a Deployment.
 in_pod() { local d=$1; shift; "$LAB" exec "deploy/$d" -- "$@"; }
+# The sum of the named Tcp counters (InSegs, OutSegs, ActiveOpens, ...) of /proc/net/snmp text
+# on stdin; read it in the namespace to count (`in_pod x cat /proc/net/snmp | tcp_snmp ...`).
+tcp_snmp() {
+	awk -v want="$*" '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) f[$i] = i; n = 1; next }
+		k = split(want, w, " "); for (j = 1; j <= k; j++) s += $f[w[j]]; print s }'
+}
 
 E2E_TMP=$(mktemp -d /tmp/bme2e.XXXXXX)
 

@@ -131,10 +131,7 @@ sleep 0.5
 check "closed connections left bm_sockhash ($(sockhash_n) entries)" test "$(sockhash_n)" = 0
 
 # TCP segments a pod's network namespace sent and received so far.
-tcp_segs() {
-	in_pod "$1" awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) f[$i] = i; n = 1 }
-		else print $f["InSegs"] + $f["OutSegs"] }' /proc/net/snmp
-}
+tcp_segs() { in_pod "$1" cat /proc/net/snmp | tcp_snmp InSegs OutSegs; }
 # n requests on one keep-alive connection to url from the client pod: how many nearweb answered.
 http_n() {
 	local n=$1 url=$2 urls=()

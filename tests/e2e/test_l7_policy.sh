@@ -69,8 +69,7 @@ est8080() { nsenter --net="$ns" ss -Htn state established '( dport = :8080 )' | 
 	done
 ) &
 SAMPLER=$!
-opens() { nsenter --net="$ns" awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) f[$i] = i; n = 1 }
-	else print $f["ActiveOpens"] }' /proc/net/snmp; }
+opens() { nsenter --net="$ns" cat /proc/net/snmp | tcp_snmp ActiveOpens; }
 opens0=$(opens)
 in_pod client wrk -t2 -c200 -d4s --timeout 5s 'http://backend/cb?delay=200ms' >"$TMP/wrk.out" 2>&1 &
 WRK=$!
