@@ -87,26 +87,38 @@ static int mkdir_p(const char *path)
 }
 
 /* Level of a cgroup below the cgroup2 root, from its path and the mount point. */
-static int cgroup_level(const char *cg_path, uint32_t *level)
+/* The cgroup2 mount that holds path (the deepest, if mounts nest), or with path NULL the
+ * first one, copied to mnt: its length, or -ENOENT. */
+static int cgroup2_mount(const char *path, char *mnt, size_t len)
 {
 	FILE *fp = fopen("/proc/mounts", "r");
-	char dev[256], mnt[PATH_MAX], type[64], rest[512];
+	char dev[256], m[PATH_MAX], type[64], rest[512];
 	size_t best = 0;
 
 	if (!fp)
 		return -errno;
-	while (fscanf(fp, "%255s %4095s %63s %511[^\n]\n", dev, mnt, type, rest) == 4) {
-		size_t n = strlen(mnt);
+	while (fscanf(fp, "%255s %4095s %63s %511[^\n]\n", dev, m, type, rest) == 4) {
+		size_t n = strlen(m);
 
-		if (strcmp(type, "cgroup2") || strncmp(cg_path, mnt, n) ||
-		    (cg_path[n] != '/' && cg_path[n] != '\0'))
+		if (strcmp(type, "cgroup2") || n <= best ||
+		    (path && (strncmp(path, m, n) || (path[n] != '/' && path[n] != '\0'))))
 			continue;
-		if (n > best)
-			best = n;
+		snprintf(mnt, len, "%s", m);
+		best = n;
+		if (!path)
+			break;
 	}
 	fclose(fp);
-	if (!best)
-		return -ENOENT;
+	return best ? (int)best : -ENOENT;
+}
+
+static int cgroup_level(const char *cg_path, uint32_t *level)
+{
+	char mnt[PATH_MAX];
+	int best = cgroup2_mount(cg_path, mnt, sizeof(mnt));
+
+	if (best < 0)
+		return best;
 	*level = 0;
 	for (const char *p = cg_path + best; *p; p++)
 		if (*p == '/' && p[1] && p[1] != '/')
@@ -289,8 +301,8 @@ static int open_maps_at(struct bm_dp *dp)
  * for every socket of the machine); -1 otherwise. */
 static int self_cgroup(const char *cg_path)
 {
-	char line[PATH_MAX], rel[PATH_MAX] = "", mnt[PATH_MAX] = "", path[2 * PATH_MAX + 2];
-	char dev[256], m[PATH_MAX], type[64], rest[512], real_cg[PATH_MAX], real_self[PATH_MAX];
+	char line[PATH_MAX], rel[PATH_MAX] = "", mnt[PATH_MAX], path[2 * PATH_MAX + 2];
+	char real_cg[PATH_MAX], real_self[PATH_MAX];
 	FILE *fp = fopen("/proc/self/cgroup", "r");
 	size_t n;
 	int fd;
@@ -305,14 +317,7 @@ static int self_cgroup(const char *cg_path)
 	fclose(fp);
 	if (!rel[0] || !strcmp(rel, "/"))
 		return -1;
-	fp = fopen("/proc/mounts", "r");
-	if (!fp)
-		return -1;
-	while (fscanf(fp, "%255s %4095s %63s %511[^\n]\n", dev, m, type, rest) == 4)
-		if (!strcmp(type, "cgroup2") && !mnt[0])
-			snprintf(mnt, sizeof(mnt), "%s", m);
-	fclose(fp);
-	if (!mnt[0])
+	if (cgroup2_mount(NULL, mnt, sizeof(mnt)) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s%s", mnt, rel);
 	if (!realpath(path, real_self) || !realpath(cg_path, real_cg))
