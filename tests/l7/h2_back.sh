@@ -10,24 +10,9 @@
 # any failed, 77 (with "SKIP - reason") when the tests could not run.
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "${BM_SAN:-0}" = 1 ]; then
-	OUTDIR=$ROOT/.output/san
-else
-	OUTDIR=$ROOT/.output
-fi
-PROXY=${BM_H1PROXY:-$OUTDIR/tests/tools/h1proxy}
 PY=/usr/bin/python3	# Debian's, with the h2 and grpc modules (a pyenv python3 may lack them)
 NS=bmh2b$$
-WORK=
-PASS=0
-FAIL=0
-declare -A LIVE=()	# PIDs this script started and has not reaped yet
-. "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
-
-trap netns_cleanup EXIT
-trap 'echo "interrupted"; exit 130' INT TERM HUP
 
 start_proxy() { # NAME PORT ARGS...: the harness with --h2-upstream on 127.0.0.1:PORT
 	px_start "$1" 127.0.0.1 "$2" --h2-upstream "${@:3}"

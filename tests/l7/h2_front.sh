@@ -10,26 +10,10 @@
 # any failed, 77 (with "SKIP - reason") when the tests could not run.
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "${BM_SAN:-0}" = 1 ]; then
-	OUTDIR=$ROOT/.output/san
-else
-	OUTDIR=$ROOT/.output
-fi
-PROXY=${BM_H1PROXY:-$OUTDIR/tests/tools/h1proxy}
-ECHO=${BM_ECHO:-$OUTDIR/bin/bm-echo}
 PY=/usr/bin/python3	# the Debian python with the h2 module (python3 on PATH may be another)
 NS=bmh2f$$
-WORK=
-PASS=0
-FAIL=0
-declare -A LIVE=()	# PIDs this script started and has not reaped yet
-. "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 CLIENT_IP=10.77.0.2	# a second address on the namespace's lo: x-forwarded-for must show it
-
-trap netns_cleanup EXIT
-trap 'echo "interrupted"; exit 130' INT TERM HUP
 
 start_proxy() { # NAME ADDR PORT ARGS...: the harness with --h2 on ADDR:PORT
 	px_start "$1" "$2" "$3" --h2 "${@:4}"

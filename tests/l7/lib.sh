@@ -1,7 +1,22 @@
 # shellcheck shell=bash
-# Shared by the engine's test scripts (tests/l7/*.sh): the harness and bm-echo started in the
-# script's namespace, their stats and their clean exit. Sourced after tests/lib/tap.sh, with
-# NS, WORK, PROXY (the harness) and ECHO (bm-echo) set.
+# Shared by the engine's test scripts (tests/l7/*.sh): the build to test (OUTDIR, PROXY: the
+# harness, ECHO: bm-echo), the counters and cleanup traps, the harness and bm-echo started in
+# the script's namespace, their stats and their clean exit. Sourced with NS set; sources
+# tests/lib/tap.sh.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ "${BM_SAN:-0}" = 1 ]; then
+	OUTDIR=$ROOT/.output/san
+else
+	OUTDIR=$ROOT/.output
+fi
+PROXY=${BM_H1PROXY:-$OUTDIR/tests/tools/h1proxy}
+ECHO=${BM_ECHO:-$OUTDIR/bin/bm-echo}
+WORK=
+PASS=0
+FAIL=0
+declare -A LIVE=()	# PIDs this script started and has not reaped yet
+. "$ROOT/tests/lib/tap.sh"
 
 PAT=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 
@@ -109,3 +124,6 @@ stop_proxy() {
 }
 
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+
+trap netns_cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM HUP

@@ -9,25 +9,9 @@
 # any failed, 77 (with "SKIP - reason") when the tests could not run.
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "${BM_SAN:-0}" = 1 ]; then
-	OUTDIR=$ROOT/.output/san
-else
-	OUTDIR=$ROOT/.output
-fi
-PROXY=${BM_H1PROXY:-$OUTDIR/tests/tools/h1proxy}
-ECHO=${BM_ECHO:-$OUTDIR/bin/bm-echo}
-UPSTREAM_PY=$ROOT/tests/l7/upstream.py
 NS=bml7$$
-WORK=
-PASS=0
-FAIL=0
-declare -A LIVE=()	# PIDs this script started and has not reaped yet
-. "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
-
-trap netns_cleanup EXIT
-trap 'echo "interrupted"; exit 130' INT TERM HUP
+UPSTREAM_PY=$ROOT/tests/l7/upstream.py
 
 start_proxy() { # NAME PORT ARGS...: the harness on 127.0.0.1:PORT
 	px_start "$1" 127.0.0.1 "$2" "${@:3}"
